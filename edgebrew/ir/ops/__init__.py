@@ -1,0 +1,6 @@
+"""Op declarations, one module per op (or per family of trivial elementwise ops).
+
+Importing this package registers every op in ``OPS`` (Caffe type name -> declaration).
+"""
+from .base import OPS, REQUIRED, Attr, OpDef, canonical_axis, get_op, register  # noqa: F401
+from . import convolution  # noqa: F401,E402

@@ -1,0 +1,34 @@
+"""Small builders shared by the tests."""
+from __future__ import annotations
+
+import numpy as np
+
+from edgebrew import reference
+from edgebrew.ir import Graph, Node, TensorInfo
+
+
+def one_op_graph(op_type, attrs, input_shapes, weights=(), n_outputs=1, name="op"):
+    """A graph holding a single node fed by graph inputs in0, in1, ... with outputs out0, ..."""
+    inputs = [TensorInfo(f"in{i}", tuple(s)) for i, s in enumerate(input_shapes)]
+    wnames = [f"{name}.w{i}" for i in range(len(weights))]
+    outs = [f"out{i}" for i in range(n_outputs)]
+    node = Node(name, op_type, [t.name for t in inputs], outs, dict(attrs), wnames)
+    g = Graph("test", inputs, [node], outs,
+              {w: np.asarray(a) for w, a in zip(wnames, weights)})
+    g.infer_shapes()
+    return g
+
+
+def run_op(op_type, attrs, inputs, weights=(), n_outputs=1, dtype=np.float64):
+    """Run one op through the reference executor; returns the list of outputs."""
+    g = one_op_graph(op_type, attrs, [np.shape(x) for x in inputs], weights, n_outputs)
+    res = reference.run(g, {f"in{i}": x for i, x in enumerate(inputs)}, dtype=dtype)
+    return [res[f"out{i}"] for i in range(n_outputs)]
+
+
+def rel_error(a, ref):
+    """max|a - ref| / max|ref| over a tensor (the project's definition of relative error)."""
+    a, ref = np.asarray(a, np.float64), np.asarray(ref, np.float64)
+    assert a.shape == ref.shape, (a.shape, ref.shape)
+    scale = np.max(np.abs(ref)) if ref.size else 0.0
+    return float(np.max(np.abs(a - ref)) / scale) if scale > 0 else float(np.max(np.abs(a - ref), initial=0.0))
