@@ -39,6 +39,8 @@ class Node:
     outputs: list[str]
     attrs: dict[str, Any] = field(default_factory=dict)
     weights: list[str] = field(default_factory=list)  # initializer names, in Caffe blob order
+    # Caffe's per-blob (lr_mult, decay_mult) from the prototxt's `param` specs (fine-tuning).
+    param_mults: list[tuple[float, float]] = field(default_factory=list)
 
     @property
     def op(self):

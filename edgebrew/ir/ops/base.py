@@ -65,6 +65,10 @@ class OpDef:
         """How many weight blobs a node of this op carries (given its attributes)."""
         return len(self.weights)
 
+    def weight_names(self, node) -> list[str]:
+        """Names of the node's weight slots (suffixes of its initializer names)."""
+        return list(self.weights[:self.num_weights(node)])
+
     # -- what every op implements ----------------------------------------------------------
     def infer_shapes(self, node, input_shapes: Sequence[Shape]) -> list[Shape]:
         """Output shapes from the input shapes and attributes; raise ShapeError on misfit."""

@@ -1,0 +1,1 @@
+"""Caffe's schema (wire-compatible), and the module protoc generates from it."""
