@@ -5,7 +5,7 @@ MACs count the multiply-accumulates of Convolution, Deconvolution and InnerProdu
 """
 from __future__ import annotations
 
-import numpy as np
+import math
 
 from .ir import Graph
 
@@ -21,8 +21,8 @@ def graph_summary(graph: Graph) -> dict:
     layers, seen_weights, total_params, total_macs = [], set(), 0, 0
     for node in graph.nodes:
         wshapes = graph.weight_shapes(node)
-        params = int(sum(int(np.prod(s)) for s in wshapes))
-        new_params = sum(int(np.prod(s)) for w, s in zip(node.weights, wshapes)
+        params = sum(math.prod(s) for s in wshapes)
+        new_params = sum(math.prod(s) for w, s in zip(node.weights, wshapes)
                          if w not in seen_weights)     # a shared blob counts once in the total
         seen_weights.update(node.weights)
         in_shapes = [_batch1(graph.shapes[t]) for t in node.inputs]

@@ -4,6 +4,7 @@ Every failure becomes a ModelFormatError that names the file (and the line, for 
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -81,7 +82,7 @@ def blob_to_array(blob, where: str) -> tuple[np.ndarray, bool]:
         shape = tuple(blob.shape.dim)
     if any(d < 0 for d in shape):
         raise WeightsError(f"{where}: negative dimension in blob shape {shape}")
-    count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    count = math.prod(shape)   # Python ints: a corrupted huge shape must not overflow
     n_float, n_double = len(blob.data), len(blob.double_data)
     if n_float and n_double:
         raise WeightsError(f"{where}: blob has both float and double data")

@@ -56,3 +56,8 @@ def opt(msg, field):
 
 
 from . import convolution  # noqa: E402,F401
+from . import pooling  # noqa: E402,F401
+from . import inner_product  # noqa: E402,F401
+from . import activations  # noqa: E402,F401
+from . import normalization  # noqa: E402,F401
+from . import softmax  # noqa: E402,F401

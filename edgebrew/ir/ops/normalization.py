@@ -23,8 +23,6 @@ legacy 4-axis accessors: an input of fewer than 4 axes gives a ``(N, C, H, W)`` 
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from ...errors import GraphError
@@ -42,7 +40,7 @@ class BatchNorm(OpDef):
     type = "BatchNorm"
     attrs = (Attr("eps", 1e-5),)
     weights = ("mean", "variance", "factor")
-    elementwise = True
+    elementwise = True          # per-channel affine: the output may overwrite the input
 
     def infer_shapes(self, node, input_shapes):
         (s,) = input_shapes
@@ -114,6 +112,7 @@ class Scale(OpDef):
     attrs = (Attr("axis", 1), Attr("num_axes", 1), Attr("bias_term", False))
     weights = ("scale", "bias")
     max_inputs = 2
+    elementwise = True
 
     def num_weights(self, node):
         return (len(node.inputs) < 2) + bool(node.attrs.get("bias_term", False))
@@ -146,12 +145,12 @@ class Scale(OpDef):
 
     def run(self, node, inputs, weights):
         a, x = node.attrs, inputs[0]
-        scale, shapes = (inputs[1], weights) if len(inputs) > 1 else (weights[0], weights[1:])
+        scale, rest = (inputs[1], weights) if len(inputs) > 1 else (weights[0], weights[1:])
         scale = scale.astype(x.dtype, copy=False)
         axis = _span(self, node, x.shape, a["axis"], scale.ndim)
         y = x * _broadcast(x, scale, axis)
         if a["bias_term"]:
-            bias = shapes[0].astype(x.dtype, copy=False)
+            bias = rest[0].astype(x.dtype, copy=False)
             y += _broadcast(x, bias, _span(self, node, x.shape, a["axis"], bias.ndim))
         return [y]
 
@@ -162,6 +161,7 @@ class Bias(OpDef):
     attrs = (Attr("axis", 1), Attr("num_axes", 1))
     weights = ("bias",)
     max_inputs = 2
+    elementwise = True
 
     def num_weights(self, node):
         return 1 if len(node.inputs) < 2 else 0
@@ -226,6 +226,8 @@ class LRN(OpDef):
                         round_mode="CEIL")
             kernel, stride, padp, out = pooling_geometry(geom, x.shape[2:])
             pooled = ave_pool(x * x, kernel, stride, padp, out)
+            if alpha * -beta == 0:      # Caffe's Power layer ignores its input: the factor is 1
+                return [x * t(1)]
             scale = pooled * alpha + t(1)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             return [x * np.power(scale, -beta)]

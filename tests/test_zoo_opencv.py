@@ -1,0 +1,101 @@
+"""Whole zoo nets (random weights, batch 1): the reference executor against OpenCV DNN."""
+import numpy as np
+import pytest
+from google.protobuf import text_format
+
+import edgebrew
+from caffe_files import random_weights, write_caffemodel
+from conftest import shared_path
+from helpers import rel_error
+from opencv_oracle import producer_layer, run_opencv
+from edgebrew.importer.proto import caffe_pb2
+
+# name -> (prototxt file, input override or None, marks)
+NETS = {
+    "lenet": ("deploy.prototxt", None),
+    "cifar10_quick": ("deploy.prototxt", None),
+    "cifar10_full": ("deploy.prototxt", None),
+    "bvlc_reference_caffenet": ("deploy.prototxt", None),
+    "bvlc_alexnet": ("deploy.prototxt", None),
+    "bvlc_googlenet": ("deploy.prototxt", None),
+    "squeezenet_v1_0": ("deploy.prototxt", None),
+    "mobilenet_v1": ("deploy.prototxt", None),
+    "resnet50": ("deploy.prototxt", None),
+    "resnet50_stem_test": ("deploy.prototxt", None),
+    "open_nsfw": ("deploy.prototxt", None),
+    "mtcnn_det1": ("deploy.prototxt", (1, 3, 36, 52)),   # fully convolutional: any H x W
+    "mtcnn_det2": ("deploy.prototxt", None),
+    "ultraface_slim320": ("deploy.prototxt", None),
+    "legacy_v0_lenet": ("deploy.prototxt", None),
+    "legacy_v1_caffenet": ("deploy.prototxt", None),
+    "mobilenet_ssd": ("deploy.prototxt", None),
+}
+SLOW = {
+    "vgg16": ("deploy.prototxt", None),
+    "fcn8s_voc": ("deploy.prototxt", (1, 3, 128, 128)),    # reduced from 500 x 500
+    "fcn32s_voc": ("val.prototxt", (1, 3, 224, 224)),     # a Python data layer: --input needed
+    "ssd300_vgg16_voc0712": ("deploy.prototxt", None),
+}
+PARAMS = [pytest.param(n, *v, id=n) for n, v in NETS.items()] + \
+         [pytest.param(n, *v, id=n, marks=pytest.mark.slow) for n, v in SLOW.items()]
+
+
+def opencv_prototxt(graph, src, dst):
+    """OpenCV cannot read a train/val net's Python data layer: write the deploy form that
+    edgebrew imported (the same layers, an explicit input), keeping everything else as is."""
+    net = caffe_pb2.NetParameter()
+    text_format.Parse(src.read_text(), net)
+    kept = {n.name for n in graph.nodes}
+    layers = [l for l in net.layer if l.name in kept]
+    del net.layer[:]
+    net.layer.extend(layers)
+    for t in graph.inputs:
+        net.input.append(t.name)
+        net.input_shape.add().dim.extend(t.shape)
+    dst.write_text(text_format.MessageToString(net))
+    return dst
+
+
+@pytest.mark.parametrize("name, filename, shape", PARAMS)
+def test_zoo_net_reference_vs_opencv(name, filename, shape, tmp_path):
+    prototxt = shared_path("models", "zoo", name, filename)
+    probe = edgebrew.load_caffe(prototxt, inputs={"data": shape} if shape else None)
+    inputs = {t.name: shape or (1, *t.shape[1:]) for t in probe.inputs}
+    graph = edgebrew.load_caffe(prototxt, inputs=inputs)
+    weights = tmp_path / "random.caffemodel"
+    write_caffemodel(weights, random_weights(graph, seed=7))
+    graph = edgebrew.load_caffe(prototxt, weights, inputs=inputs)
+    rng = np.random.default_rng(0)
+    feeds = {k: rng.standard_normal(s).astype(np.float32) for k, s in inputs.items()}
+    cv_proto = opencv_prototxt(graph, prototxt, tmp_path / "cv.prototxt") \
+        if name == "fcn32s_voc" else prototxt
+
+    detection = [n for n in graph.nodes if n.op_type == "DetectionOutput"]
+    if detection:
+        # Compare what enters DetectionOutput, then the detections as sets sorted by score.
+        checked = list(dict.fromkeys(detection[0].inputs))
+        ours = edgebrew.reference.run(graph, feeds, fetch=checked)
+        theirs = run_opencv(cv_proto, weights, feeds, [producer_layer(graph, t) for t in checked])
+        for t, b in zip(checked, theirs):
+            assert rel_error(ours[t].ravel(), b.ravel()) <= 1e-4, t
+        det = detection[0].outputs[0]
+        (cv_det,) = run_opencv(cv_proto, weights, feeds, [producer_layer(graph, det)])
+        assert_same_detections(ours[det], cv_det)
+        return
+
+    ours = edgebrew.reference.run(graph, feeds)
+    layers = [producer_layer(graph, t) for t in graph.output_names]
+    theirs = run_opencv(cv_proto, weights, feeds, layers)
+    for t, b in zip(graph.output_names, theirs):
+        assert ours[t].shape == b.shape, t
+        assert rel_error(ours[t], b) <= 1e-4, t
+
+
+def assert_same_detections(ours, theirs):
+    a = ours.reshape(-1, 7)
+    b = theirs.reshape(-1, 7)
+    a = a[np.lexsort((a[:, 1], -a[:, 2]))]
+    b = b[np.lexsort((b[:, 1], -b[:, 2]))]
+    assert a.shape == b.shape
+    np.testing.assert_array_equal(a[:, :2], b[:, :2])
+    np.testing.assert_allclose(a[:, 2:], b[:, 2:], rtol=1e-4, atol=1e-5)
