@@ -61,3 +61,5 @@ from . import inner_product  # noqa: E402,F401
 from . import activations  # noqa: E402,F401
 from . import normalization  # noqa: E402,F401
 from . import softmax  # noqa: E402,F401
+from . import tensor_ops  # noqa: E402,F401
+from . import detection  # noqa: E402,F401

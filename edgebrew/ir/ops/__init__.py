@@ -9,3 +9,5 @@ from . import inner_product  # noqa: F401,E402
 from . import activations  # noqa: F401,E402
 from . import normalization  # noqa: F401,E402
 from . import softmax  # noqa: F401,E402
+from . import tensor_ops  # noqa: F401,E402
+from . import detection  # noqa: F401,E402
