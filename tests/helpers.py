@@ -32,3 +32,22 @@ def rel_error(a, ref):
     assert a.shape == ref.shape, (a.shape, ref.shape)
     scale = np.max(np.abs(ref)) if ref.size else 0.0
     return float(np.max(np.abs(a - ref)) / scale) if scale > 0 else float(np.max(np.abs(a - ref), initial=0.0))
+
+
+def run_op_c(op_type, attrs, inputs, weights=(), n_outputs=1, threads=1):
+    """Run one op through the C runtime (bundle -> libedgebrew); float32 in and out."""
+    from edgebrew.bundle import Bundle
+    from edgebrew.runtime import Session
+    g = one_op_graph(op_type, attrs, [np.shape(x) for x in inputs],
+                     [np.asarray(w, np.float32) for w in weights], n_outputs)
+    with Session(Bundle(g), threads=threads) as s:
+        res = s.run({f"in{i}": np.asarray(x, np.float32) for i, x in enumerate(inputs)})
+    return [res[f"out{i}"] for i in range(n_outputs)]
+
+
+def c_runtime_available():
+    try:
+        import edgebrew._libedgebrew  # noqa: F401
+        return True
+    except ImportError:
+        return False

@@ -1,4 +1,4 @@
-"""Pooling reference against direct loops written from Caffe's PoolingLayer, and hand-worked cases."""
+"""Pooling reference against direct loops from Caffe's PoolingLayer, and hand-worked cases."""
 import math
 
 import numpy as np
@@ -56,7 +56,8 @@ def direct_pool(x, method, kernel, stride, pad, round_mode="CEIL", global_poolin
     return y
 
 
-def attrs(method, kernel=(1, 1), stride=(1, 1), pad=(0, 0), round_mode="CEIL", global_pooling=False):
+def attrs(method, kernel=(1, 1), stride=(1, 1), pad=(0, 0), round_mode="CEIL",
+          global_pooling=False):
     return dict(method=method, kernel=kernel, stride=stride, pad=pad, round_mode=round_mode,
                 global_pooling=global_pooling)
 

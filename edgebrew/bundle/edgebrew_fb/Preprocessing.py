@@ -33,14 +33,14 @@ class Preprocessing(object):
         o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(4))
         if o != 0:
             a = self._tab.Vector(o)
-            return self._tab.Get(flatbuffers.number_types.Float32Flags, a + flatbuffers.number_types.UOffsetTFlags.py_type(j * 4))
+            return self._tab.Get(flatbuffers.number_types.Float64Flags, a + flatbuffers.number_types.UOffsetTFlags.py_type(j * 8))
         return 0
 
     # Preprocessing
     def MeanAsNumpy(self):
         o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(4))
         if o != 0:
-            return self._tab.GetVectorAsNumpy(flatbuffers.number_types.Float32Flags, o)
+            return self._tab.GetVectorAsNumpy(flatbuffers.number_types.Float64Flags, o)
         return 0
 
     # Preprocessing
@@ -66,7 +66,7 @@ class Preprocessing(object):
     def Scale(self):
         o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(8))
         if o != 0:
-            return self._tab.Get(flatbuffers.number_types.Float32Flags, o + self._tab.Pos)
+            return self._tab.Get(flatbuffers.number_types.Float64Flags, o + self._tab.Pos)
         return 1.0
 
     # Preprocessing
@@ -116,13 +116,13 @@ def Start(builder):
 def PreprocessingAddMean(builder, mean): builder.PrependUOffsetTRelativeSlot(0, flatbuffers.number_types.UOffsetTFlags.py_type(mean), 0)
 def AddMean(builder, mean):
     return PreprocessingAddMean(builder, mean)
-def PreprocessingStartMeanVector(builder, numElems): return builder.StartVector(4, numElems, 4)
+def PreprocessingStartMeanVector(builder, numElems): return builder.StartVector(8, numElems, 8)
 def StartMeanVector(builder, numElems):
     return PreprocessingStartMeanVector(builder, numElems)
 def PreprocessingAddMeanFile(builder, meanFile): builder.PrependInt32Slot(1, meanFile, -1)
 def AddMeanFile(builder, meanFile):
     return PreprocessingAddMeanFile(builder, meanFile)
-def PreprocessingAddScale(builder, scale): builder.PrependFloat32Slot(2, scale, 1.0)
+def PreprocessingAddScale(builder, scale): builder.PrependFloat64Slot(2, scale, 1.0)
 def AddScale(builder, scale):
     return PreprocessingAddScale(builder, scale)
 def PreprocessingAddChannelOrder(builder, channelOrder): builder.PrependUOffsetTRelativeSlot(3, flatbuffers.number_types.UOffsetTFlags.py_type(channelOrder), 0)

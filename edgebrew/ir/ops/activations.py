@@ -44,7 +44,7 @@ class _Elementwise(OpDef):
     def run(self, node, inputs, weights):
         x = inputs[0]
         t = x.dtype.type
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
             y = self.apply(node, x, t, weights)
         return [np.asarray(y, dtype=x.dtype)]
 

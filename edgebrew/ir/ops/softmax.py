@@ -22,5 +22,6 @@ class Softmax(OpDef):
     def run(self, node, inputs, weights):
         x = inputs[0]
         axis = canonical_axis(node, node.attrs["axis"], x.ndim, self)
-        e = np.exp(x - x.max(axis=axis, keepdims=True))
-        return [e / e.sum(axis=axis, keepdims=True)]
+        with np.errstate(under="ignore"):
+            e = np.exp(x - x.max(axis=axis, keepdims=True))
+            return [e / e.sum(axis=axis, keepdims=True)]

@@ -326,7 +326,7 @@ class Permute(OpDef):
 
     def run(self, node, inputs, weights):
         (x,) = inputs
-        return [np.ascontiguousarray(x.transpose(self.full_order(node, x.ndim))).copy()]
+        return [x.transpose(self.full_order(node, x.ndim)).copy()]
 
 
 # ---------------------------------------------------------------------------------------------
