@@ -1,0 +1,57 @@
+"""``edgebrew convert deploy.prototxt weights.caffemodel -o model.brew``."""
+from __future__ import annotations
+
+import argparse
+
+
+def _floats(text):
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got '{text}'") from None
+
+
+def _size(text):
+    try:
+        h, w = (int(v) for v in text.replace("x", ",").split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected H,W, got '{text}'") from None
+    return h, w
+
+
+def add_parser(sub):
+    from . import parse_input_spec
+    p = sub.add_parser("convert", help="convert a Caffe model into a .brew bundle",
+                       description="Import a Caffe model and write a .brew bundle. Preprocessing "
+                                   "options apply when images are fed; arrays are used as given.")
+    p.add_argument("prototxt")
+    p.add_argument("caffemodel")
+    p.add_argument("-o", "--output", required=True, help="bundle to write (.brew)")
+    mean = p.add_mutually_exclusive_group()
+    mean.add_argument("--mean", type=_floats, help="per-channel mean, e.g. 104,117,123")
+    mean.add_argument("--mean-file", help="mean image: mean.binaryproto or .npy")
+    p.add_argument("--scale", type=float, help="multiplier after mean subtraction (e.g. 0.00390625)")
+    p.add_argument("--rgb", action="store_true", help="the network takes RGB (default: BGR)")
+    p.add_argument("--labels", help="class names, one per line (e.g. synset_words.txt)")
+    p.add_argument("--input-size", type=_size, metavar="H,W", help="image resize (default: input's)")
+    p.add_argument("--input", action="append", type=parse_input_spec, default=[],
+                   metavar="NAME:N,C,H,W", help="supply or override an input shape")
+    p.add_argument("--name", help="model name stored in the bundle")
+    p.set_defaults(run=run)
+
+
+def run(args):
+    from pathlib import Path
+
+    from ..convert import convert
+    bundle = convert(args.prototxt, args.caffemodel, inputs=dict(args.input) or None,
+                     mean=args.mean if args.mean is not None else args.mean_file,
+                     scale=args.scale, bgr=not args.rgb, labels=args.labels,
+                     input_size=args.input_size, name=args.name)
+    out = bundle.save(args.output)
+    g = bundle.graph
+    print(f"wrote {out} ({Path(out).stat().st_size:,} bytes): {len(g.nodes)} ops, "
+          f"arena {bundle.plan.arena_bytes:,} bytes")
+    for n in g.notes:
+        print(f"note: {n}")
+    return 0

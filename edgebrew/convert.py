@@ -1,0 +1,81 @@
+"""edgebrew.convert: Caffe prototxt + caffemodel -> Bundle (with preprocessing metadata)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .bundle import Bundle, Metadata, Preprocessing
+from .errors import EdgebrewError
+from .importer import load_caffe
+from .importer.parsing import read_binaryproto
+from .importer.zoo_readme import sha1_of
+
+
+def _labels(labels) -> list[str]:
+    if labels is None:
+        return []
+    if isinstance(labels, (str, Path)):
+        try:
+            lines = Path(labels).read_text(encoding="utf-8").splitlines()
+        except OSError as e:
+            raise EdgebrewError(f"{labels}: cannot read labels: {e.strerror}") from None
+        return [l.strip() for l in lines if l.strip()]
+    return [str(l) for l in labels]
+
+
+def _mean(mean):
+    """Per-channel values, or a mean image read from a .binaryproto / .npy file."""
+    if mean is None:
+        return None, None
+    if isinstance(mean, (str, Path)):
+        p = Path(mean)
+        if p.suffix == ".npy":
+            img = np.load(p).astype(np.float32)
+        else:
+            img = read_binaryproto(p)
+        img = img.reshape(img.shape[-3:]) if img.ndim >= 3 else img
+        return None, img
+    values = [float(v) for v in np.asarray(mean, np.float64).ravel()]
+    return values, None
+
+
+def convert(prototxt, caffemodel, *, inputs=None, mean=None, scale: float | None = None,
+            bgr: bool = True, labels: Sequence[str] | str | Path | None = None,
+            input_size: tuple[int, int] | None = None, name: str | None = None) -> Bundle:
+    """Import a Caffe model and package it as a Bundle.
+
+    ``mean``: per-channel values (in the network's channel order) or a mean file path
+    (.binaryproto or .npy); ``scale``: multiplier applied after the mean; ``bgr``: the network
+    takes BGR (Caffe's default) rather than RGB; ``labels``: a list or a synset_words.txt-style
+    file; ``input_size``: (H, W) images are resized to (default: the input's). These apply only
+    to images: arrays are network tensors and are fed as given.
+    """
+    graph = load_caffe(prototxt, caffemodel, inputs=inputs)
+    mean_values, mean_image = _mean(mean)
+    shape = graph.inputs[0].shape
+    channels = shape[1] if len(shape) >= 2 else 0
+    if mean_values is not None and len(mean_values) not in (1, channels):
+        raise EdgebrewError(f"mean has {len(mean_values)} values; the input "
+                            f"'{graph.inputs[0].name}' has {channels} channels")
+    if mean_values is not None and len(mean_values) == 1:
+        mean_values = mean_values * channels
+    if input_size is None and len(shape) == 4:
+        input_size = (shape[2], shape[3])
+    pre = Preprocessing(mean=mean_values, mean_image=mean_image,
+                        scale=1.0 if scale is None else float(scale),
+                        channel_order="BGR" if bgr else "RGB",
+                        input_size=tuple(int(v) for v in input_size) if input_size else None,
+                        grayscale=channels == 1)
+    from . import __version__
+    meta = Metadata(
+        model_name=name or graph.name, source_prototxt=Path(prototxt).name,
+        source_caffemodel=Path(caffemodel).name,
+        source_sha1=graph.source.get("caffemodel_sha1") or sha1_of(caffemodel),
+        preprocessing=pre, labels=_labels(labels), converter_version=__version__,
+        converter_options={"inputs": {k: list(v) for k, v in (inputs or {}).items()},
+                           "mean": mean_values if mean_image is None else str(mean),
+                           "scale": pre.scale, "bgr": bgr,
+                           "input_size": list(pre.input_size or ())})
+    return Bundle(graph, meta)
