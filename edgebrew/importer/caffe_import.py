@@ -157,9 +157,7 @@ class _Builder:
             return self.data_layer(layer)
         if t in LOSS_TYPES:
             if any(b in self.data_tops for b in layer.bottom):
-                for b in layer.bottom:
-                    if b in self.version:
-                        self.unconsumed.pop(b, None)
+                # What the loss read stays unconsumed: it becomes an output, as in a deploy net.
                 self.notes.append(f"loss/accuracy layer '{layer.name}' ({t}) dropped for "
                                   "deployment")
                 return

@@ -70,6 +70,7 @@ def test_float32_in_float32_out(op_type):
     node = one_op_graph(op_type, attrs, [x.shape], w).nodes[0]
     (y,) = get_op(op_type).run(node, [x], w)
     assert y.dtype == np.float32 and y.shape == x.shape
+    assert not np.shares_memory(y, x)          # identity ops (Dropout, Power 1) copy
     if f is not None:
         want = np.array([f(float(v)) for v in x.ravel()]).reshape(x.shape)
         np.testing.assert_allclose(y, want, rtol=2e-6, atol=1e-7)
@@ -105,6 +106,13 @@ def test_stable_at_extremes_without_overflow():
                                    rtol=1e-15)
         np.testing.assert_allclose(ew("BNLL", {}, big, dtype=np.float32),
                                    [1000, 0, 80, bnll(-80)], rtol=1e-6)
+
+
+def test_identity_power_returns_a_copy():
+    x = np.arange(3.0).reshape(1, 3)
+    (y,) = get_op("Power").run(one_op_graph("Power", {}, [x.shape]).nodes[0], [x], [])
+    np.testing.assert_array_equal(y, x)
+    assert not np.shares_memory(y, x)
 
 
 def test_power_ignores_input_when_power_times_scale_is_zero():

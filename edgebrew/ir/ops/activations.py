@@ -45,8 +45,8 @@ class _Elementwise(OpDef):
         x = inputs[0]
         t = x.dtype.type
         with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-            y = self.apply(node, x, t, weights)
-        return [np.asarray(y, dtype=x.dtype)]
+            y = np.asarray(self.apply(node, x, t, weights), dtype=x.dtype)
+        return [y.copy() if y is x else y]      # never hand back the input array itself
 
     def apply(self, node, x, t, weights):
         raise NotImplementedError
@@ -230,4 +230,4 @@ class Dropout(_Elementwise):
     type = "Dropout"
 
     def apply(self, node, x, t, weights):
-        return x.copy()
+        return x

@@ -73,7 +73,7 @@ typedef struct eb_op_kernel {
     eb_status (*run)(const eb_node *node, eb_exec *ex);
 } eb_op_kernel;
 
-/* ---- provided by the core (src/core/*.c) ------------------------------------------------ */
+/* ---- provided by the core (src/core/) ---------------------------------------------------- */
 
 /* Format "op 'NAME' (Type): <message>" into err; returns `status`. */
 eb_status eb_node_fail(const eb_node *node, eb_error *err, eb_status status, const char *fmt, ...)
