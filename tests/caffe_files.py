@@ -9,7 +9,8 @@ from edgebrew.importer.proto import caffe_pb2
 
 
 def random_weights(graph, seed=0) -> dict[str, list[np.ndarray]]:
-    """Random blobs for every layer of ``graph`` that has weights, by layer name.
+    """Random blobs for every layer of ``graph`` by layer name (an empty list for layers
+    without weights, so the caffemodel names every layer, as Caffe writes them).
 
     Conv/IP ~ N(0, sqrt(2 / fan_in)); biases U[-0.1, 0.1]; BatchNorm statistics non-trivial
     (mean N(0, 0.1), variance U[0.5, 1.5], moving-average factor U[0.5, 2]) so folding bugs show.
@@ -18,8 +19,6 @@ def random_weights(graph, seed=0) -> dict[str, list[np.ndarray]]:
     out = {}
     for node in graph.nodes:
         shapes = graph.weight_shapes(node)
-        if not shapes:
-            continue
         names = node.op.weight_names(node)
         blobs = []
         for slot, shape in zip(names, shapes):
@@ -50,7 +49,10 @@ def write_caffemodel(path, layers: dict[str, list[np.ndarray]], types: dict[str,
         layer = net.layer.add(name=lname, type=(types or {}).get(lname, ""))
         for a in blobs:
             b = layer.blobs.add()
-            b.shape.dim.extend(a.shape)
+            if np.ndim(a) == 0:   # 0-d blobs (shared PReLU/Normalize scale) in legacy 1x1x1x1
+                b.num = b.channels = b.height = b.width = 1   # dims, which OpenCV reads too
+            else:
+                b.shape.dim.extend(a.shape)
             b.data.extend(np.asarray(a, np.float32).ravel().tolist())
     with open(path, "wb") as f:
         f.write(net.SerializeToString())

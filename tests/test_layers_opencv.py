@@ -2,7 +2,10 @@
 
 Each case writes a one-layer deploy prototxt and a random-weight caffemodel that both read.
 Layers OpenCV does not implement (or implements differently from Caffe, see below) are covered
-by the hand-computed tests in tests/ops/.
+by the hand-computed tests in tests/ops/. OpenCV 4.x departs from Caffe (so those cases are left
+out here): it has no Bias layer, ignores LRN's k and departs from Caffe's formula for some beta (0.6),
+reads a Scale with a second bottom and a bias blob as if the blob were the scale, rejects Slice
+into equal parts, and gets Deconvolution with pad >= kernel wrong.
 """
 import numpy as np
 import pytest
@@ -27,7 +30,7 @@ def check(tmp_path, layer_text, shapes, tol=1e-4, seed=0, n_tops=1):
     rng = np.random.default_rng(seed)
     feeds = {t.name: rng.standard_normal(t.shape).astype(np.float32) for t in graph.inputs}
     ours = edgebrew.reference.run(graph, feeds)
-    (theirs,) = run_opencv(proto, weights, feeds, [graph.nodes[-1].name])
+    (theirs,) = run_opencv(proto, weights, feeds, [graph.nodes[-1].name], [graph.output_names[0]])
     want = graph.output_names[0]
     assert ours[want].shape == theirs.shape
     assert rel_error(ours[want], theirs) <= tol
@@ -53,7 +56,8 @@ def test_convolution(tmp_path, c, h, w, k, s, p, d, g, m, bias, seed):
        s=st.integers(1, 3), p=st.integers(0, 2), g=st.sampled_from([1, 2]), m=st.integers(1, 3),
        bias=st.booleans(), seed=st.integers(0, 999))
 def test_deconvolution(tmp_path, c, h, w, k, s, p, g, m, bias, seed):
-    if s * (min(h, w) - 1) + k - 2 * p <= 0:
+    # OpenCV gets pad >= kernel wrong (tests/ops/test_convolution.py covers it against loops).
+    if s * (min(h, w) - 1) + k - 2 * p <= 0 or p >= k:
         return
     check(tmp_path, f'name: "L" type: "Deconvolution" top: "y" convolution_param {{ num_output: {m * g} '
           f'kernel_size: {k} stride: {s} pad: {p} group: {g} bias_term: {str(bias).lower()} }}',
@@ -92,11 +96,11 @@ ELEMENTWISE = [
     'type: "Dropout"', 'type: "PReLU"', 'type: "PReLU" prelu_param { channel_shared: true }',
     'type: "BatchNorm" batch_norm_param { use_global_stats: true eps: 0.001 }',
     'type: "Scale" scale_param { bias_term: true }', 'type: "Scale"',
-    'type: "Bias"', 'type: "Softmax"', 'type: "Softmax" softmax_param { axis: 2 }',
+    'type: "Softmax"', 'type: "Softmax" softmax_param { axis: 2 }',
     'type: "MVN"', 'type: "MVN" mvn_param { across_channels: true }',
     'type: "MVN" mvn_param { normalize_variance: false }',
     'type: "LRN" lrn_param { local_size: 3 alpha: 0.5 beta: 0.8 }',
-    'type: "LRN" lrn_param { local_size: 5 k: 2 }',
+    'type: "LRN" lrn_param { local_size: 5 alpha: 0.5 beta: 0.8 }',
     'type: "LRN" lrn_param { local_size: 3 norm_region: WITHIN_CHANNEL alpha: 0.3 }',
     'type: "Flatten"', 'type: "Reshape" reshape_param { shape { dim: 0 dim: -1 } }',
     'type: "Permute" permute_param { order: 0 order: 2 order: 3 order: 1 }',
@@ -122,7 +126,8 @@ def test_single_input_layers(tmp_path, layer, shape):
     ('type: "Concat" concat_param { axis: 2 }', [(1, 2, 3, 4), (1, 2, 5, 4)]),
     ('type: "Crop" crop_param { axis: 2 offset: 1 offset: 2 }', [(1, 3, 9, 9), (1, 3, 5, 4)]),
     ('type: "Crop" crop_param { axis: 1 offset: 1 }', [(1, 5, 9, 9), (1, 3, 5, 4)]),
-    ('type: "Scale" scale_param { bias_term: true }', [(1, 3, 4, 4), (3,)]),
+    ('type: "Scale"', [(1, 3, 4, 4), (3,)]),
+    ('type: "Scale" scale_param { axis: 1 }', [(2, 3, 4, 4), (3, 4)]),
 ])
 def test_multi_input_layers(tmp_path, layer, shapes):
     check(tmp_path, f'name: "L" {layer} top: "y"', shapes)
@@ -134,10 +139,10 @@ def test_prior_box(tmp_path):
           'variance: 0.2 variance: 0.2 step: 8 offset: 0.5 }', [(1, 4, 5, 6), (1, 3, 40, 48)])
 
 
-@pytest.mark.parametrize("points, axis", [((2,), 1), ((1, 3), 1), ((), 2)])
+@pytest.mark.parametrize("points, axis", [((2,), 1), ((1, 3), 1), ((2, 5), 2)])
 def test_slice(tmp_path, points, axis):
     pts = " ".join(f"slice_point: {p}" for p in points)
-    n_tops = len(points) + 1 if points else 2
+    n_tops = len(points) + 1
     tops = " ".join(f'top: "y{i}"' for i in range(n_tops))
     proto = tmp_path / "net.prototxt"
     proto.write_text(one_layer_prototxt(
@@ -150,10 +155,8 @@ def test_slice(tmp_path, points, axis):
     import cv2
     net = cv2.dnn.readNetFromCaffe(str(proto), str(weights))
     net.setInput(x, "in0")
-    theirs = net.forward([f"L" if i == 0 else f"L.{i}" for i in range(n_tops)]) \
-        if False else [net.forward(f"y{i}") if False else None for i in range(0)]
-    outs = net.forwardAndRetrieve("L")[0] if hasattr(net, "forwardAndRetrieve") else None
-    if outs is None:
-        pytest.skip("this OpenCV cannot return all outputs of one layer")
+    layer = net.getLayerNames()[-1]
+    theirs = net.forwardAndRetrieve([layer])[0]
+    assert len(theirs) == n_tops
     for i in range(n_tops):
-        np.testing.assert_array_equal(ours[f"y{i}"], outs[i])
+        np.testing.assert_array_equal(ours[f"y{i}"], theirs[i])

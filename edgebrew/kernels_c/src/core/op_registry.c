@@ -55,54 +55,49 @@ EB_KERNEL_DECL(eb_kernel_Normalize);
 EB_KERNEL_DECL(eb_kernel_PriorBox);
 EB_KERNEL_DECL(eb_kernel_DetectionOutput);
 
-/* Filled at first use: taking the address of an undefined weak symbol gives NULL, but only at
- * run time (it is not a constant expression for every toolchain), so the table is built in a
- * function. */
-static const eb_op_kernel *kernel_of(int op_type) {
-    switch (op_type) {
-    case EB_OP_Convolution: return &eb_kernel_Convolution;
-    case EB_OP_Deconvolution: return &eb_kernel_Deconvolution;
-    case EB_OP_Pooling: return &eb_kernel_Pooling;
-    case EB_OP_InnerProduct: return &eb_kernel_InnerProduct;
-    case EB_OP_ReLU: return &eb_kernel_ReLU;
-    case EB_OP_PReLU: return &eb_kernel_PReLU;
-    case EB_OP_ELU: return &eb_kernel_ELU;
-    case EB_OP_Sigmoid: return &eb_kernel_Sigmoid;
-    case EB_OP_TanH: return &eb_kernel_TanH;
-    case EB_OP_AbsVal: return &eb_kernel_AbsVal;
-    case EB_OP_BNLL: return &eb_kernel_BNLL;
-    case EB_OP_Power: return &eb_kernel_Power;
-    case EB_OP_Exp: return &eb_kernel_Exp;
-    case EB_OP_Log: return &eb_kernel_Log;
-    case EB_OP_Threshold: return &eb_kernel_Threshold;
-    case EB_OP_Clip: return &eb_kernel_Clip;
-    case EB_OP_Dropout: return &eb_kernel_Dropout;
-    case EB_OP_BatchNorm: return &eb_kernel_BatchNorm;
-    case EB_OP_Scale: return &eb_kernel_Scale;
-    case EB_OP_Bias: return &eb_kernel_Bias;
-    case EB_OP_LRN: return &eb_kernel_LRN;
-    case EB_OP_MVN: return &eb_kernel_MVN;
-    case EB_OP_Softmax: return &eb_kernel_Softmax;
-    case EB_OP_Concat: return &eb_kernel_Concat;
-    case EB_OP_Slice: return &eb_kernel_Slice;
-    case EB_OP_Split: return &eb_kernel_Split;
-    case EB_OP_Eltwise: return &eb_kernel_Eltwise;
-    case EB_OP_Flatten: return &eb_kernel_Flatten;
-    case EB_OP_Reshape: return &eb_kernel_Reshape;
-    case EB_OP_Crop: return &eb_kernel_Crop;
-    case EB_OP_Permute: return &eb_kernel_Permute;
-    case EB_OP_ArgMax: return &eb_kernel_ArgMax;
-    case EB_OP_Reduction: return &eb_kernel_Reduction;
-    case EB_OP_Normalize: return &eb_kernel_Normalize;
-    case EB_OP_PriorBox: return &eb_kernel_PriorBox;
-    case EB_OP_DetectionOutput: return &eb_kernel_DetectionOutput;
-    default: return NULL;
-    }
-}
+/* Indexed by EB_OP_*; a missing (weak, undefined) kernel's address is NULL. */
+static const eb_op_kernel *const kernels[EB_NUM_OP_TYPES] = {
+    [EB_OP_Convolution] = &eb_kernel_Convolution,
+    [EB_OP_Deconvolution] = &eb_kernel_Deconvolution,
+    [EB_OP_Pooling] = &eb_kernel_Pooling,
+    [EB_OP_InnerProduct] = &eb_kernel_InnerProduct,
+    [EB_OP_ReLU] = &eb_kernel_ReLU,
+    [EB_OP_PReLU] = &eb_kernel_PReLU,
+    [EB_OP_ELU] = &eb_kernel_ELU,
+    [EB_OP_Sigmoid] = &eb_kernel_Sigmoid,
+    [EB_OP_TanH] = &eb_kernel_TanH,
+    [EB_OP_AbsVal] = &eb_kernel_AbsVal,
+    [EB_OP_BNLL] = &eb_kernel_BNLL,
+    [EB_OP_Power] = &eb_kernel_Power,
+    [EB_OP_Exp] = &eb_kernel_Exp,
+    [EB_OP_Log] = &eb_kernel_Log,
+    [EB_OP_Threshold] = &eb_kernel_Threshold,
+    [EB_OP_Clip] = &eb_kernel_Clip,
+    [EB_OP_Dropout] = &eb_kernel_Dropout,
+    [EB_OP_BatchNorm] = &eb_kernel_BatchNorm,
+    [EB_OP_Scale] = &eb_kernel_Scale,
+    [EB_OP_Bias] = &eb_kernel_Bias,
+    [EB_OP_LRN] = &eb_kernel_LRN,
+    [EB_OP_MVN] = &eb_kernel_MVN,
+    [EB_OP_Softmax] = &eb_kernel_Softmax,
+    [EB_OP_Concat] = &eb_kernel_Concat,
+    [EB_OP_Slice] = &eb_kernel_Slice,
+    [EB_OP_Split] = &eb_kernel_Split,
+    [EB_OP_Eltwise] = &eb_kernel_Eltwise,
+    [EB_OP_Flatten] = &eb_kernel_Flatten,
+    [EB_OP_Reshape] = &eb_kernel_Reshape,
+    [EB_OP_Crop] = &eb_kernel_Crop,
+    [EB_OP_Permute] = &eb_kernel_Permute,
+    [EB_OP_ArgMax] = &eb_kernel_ArgMax,
+    [EB_OP_Reduction] = &eb_kernel_Reduction,
+    [EB_OP_Normalize] = &eb_kernel_Normalize,
+    [EB_OP_PriorBox] = &eb_kernel_PriorBox,
+    [EB_OP_DetectionOutput] = &eb_kernel_DetectionOutput,
+};
 
 const eb_op_kernel *eb_find_kernel(int op_type) {
     if (op_type < 0 || op_type >= EB_NUM_OP_TYPES) return NULL;
-    const eb_op_kernel *k = kernel_of(op_type);
+    const eb_op_kernel *k = kernels[op_type];
     if (k == NULL || k->prepare == NULL || k->run == NULL) return NULL;
     return k;
 }
@@ -112,11 +107,14 @@ int eb_missing_kernels(char *buf, size_t n) {
     size_t used = 0;
     if (buf && n > 0) buf[0] = '\0';
     for (int t = 0; t < EB_NUM_OP_TYPES; t++) {
-        if (eb_find_kernel(t) != NULL) continue;
+        const eb_op_kernel *k = eb_find_kernel(t);
+        const char *name = eb_op_type_name(t);
+        int misnamed = k != NULL && (k->type_name == NULL || strcmp(k->type_name, name) != 0);
+        if (k != NULL && !misnamed) continue;
         missing++;
         if (buf && n > used + 1) {
-            int w = snprintf(buf + used, n - used, "%s%s", missing > 1 ? ", " : "",
-                             eb_op_type_name(t));
+            int w = snprintf(buf + used, n - used, "%s%s%s", missing > 1 ? ", " : "", name,
+                             misnamed ? " (kernel's type_name differs)" : "");
             if (w < 0) break;
             used += (size_t)w;
             if (used >= n) used = n - 1; /* truncated; snprintf kept it terminated */

@@ -4,6 +4,10 @@
  * compiles the same sources again with -mavx2 -mfma and -mavx512f into separately named
  * symbols, and eb_kernels() picks the best table for the CPU at run time. Hand-written
  * intrinsics for specific ISAs go in kernels/<isa>/ later, behind the same table.
+ *
+ * Every kernel is single-threaded (the ops split work with eb_parallel_for) and deterministic:
+ * an element of the result depends only on the operands and on k, never on how a caller splits
+ * m or n into pieces, so 1 and N threads give bit-identical results.
  */
 #ifndef EB_KERNELS_H
 #define EB_KERNELS_H
@@ -14,12 +18,36 @@
 typedef struct eb_kernel_table {
     const char *isa; /* "generic", "avx2", "avx512" */
     /* C[m x n] (+)= A[m x k] * B[k x n], row-major with leading dimensions; accumulate != 0
-     * adds to C. Cache-blocked. */
+     * adds to C. Cache-blocked. Packs through a small buffer on the stack (< 48 KiB); for large
+     * products in ops prefer sgemm_ex with a workspace from eb_scratch. */
     void (*sgemm)(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b,
                   int64_t ldb, float *c, int64_t ldc, int accumulate);
+    /* C[m x n] (+)= op(A) * op(B). op(A) is A, stored m x k (lda), or with trans_a A^T where a
+     * is stored k x m; op(B) is B, stored k x n (ldb), or with trans_b B^T where b is stored
+     * n x k. work: packing buffer of work_bytes (64-aligned is best); sgemm_work_bytes(m, n, k)
+     * bytes give the full blocking, less works down to EB_SGEMM_MIN_WORK_BYTES (smaller blocks;
+     * below that it falls back to the stack buffer). Results do not depend on work_bytes. */
+    void (*sgemm_ex)(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, const float *a,
+                     int64_t lda, const float *b, int64_t ldb, float *c, int64_t ldc,
+                     int accumulate, void *work, size_t work_bytes);
+    /* Bytes of workspace for sgemm_ex's full blocking of an m x n x k product. */
+    size_t (*sgemm_work_bytes)(int64_t m, int64_t n, int64_t k);
+    /* y (+)= op(A) x with A stored m x n row-major (lda): without trans_a y has m entries and
+     * x n (row dot products); with trans_a y has n entries and x m (y += sum_i x[i] A[i, :]). */
+    void (*sgemv)(int trans_a, int64_t m, int64_t n, const float *a, int64_t lda, const float *x,
+                  float *y, int accumulate);
 } eb_kernel_table;
 
-/* The table for this CPU (chosen once, thread-safe). EB_ISA=generic|avx2|avx512 overrides. */
+/* The least workspace sgemm_ex uses without falling back to the stack (any ISA). */
+#define EB_SGEMM_MIN_WORK_BYTES ((size_t)(256 * (16 + 32) * 4 + 256))
+
+/* The table for this CPU (chosen once, thread-safe). EB_ISA=generic|avx2|avx512 overrides
+ * (capped at what the CPU supports). */
 const eb_kernel_table *eb_kernels(void);
+/* A named table ("generic", "avx2", "avx512") if this build has it and the CPU runs it, else
+ * NULL (for tests and benchmarks). */
+const eb_kernel_table *eb_kernels_named(const char *isa);
+/* sgemm_work_bytes of the chosen table: what prepare() reserves in scratch for sgemm_ex. */
+size_t eb_sgemm_work_bytes(int64_t m, int64_t n, int64_t k);
 
 #endif
