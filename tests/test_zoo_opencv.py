@@ -102,3 +102,21 @@ def assert_same_detections(ours, theirs):
     assert a.shape == b.shape
     np.testing.assert_array_equal(a[:, :2], b[:, :2])
     np.testing.assert_allclose(a[:, 2:], b[:, 2:], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("photo", ["astronaut", "chelsea", "coffee"])
+def test_open_nsfw_real_weights_on_real_photos(photo, tmp_path):
+    """The real production model on real photos (scikit-image's), preprocessed as upstream
+    does (BGR, mean 104/117/123), against OpenCV DNN."""
+    skdata = pytest.importorskip("skimage.data", reason="scikit-image ships the photos")
+    from PIL import Image
+    folder = shared_path("models", "open_nsfw")
+    prototxt, weights = folder / "deploy.prototxt", folder / "resnet_50_1by2_nsfw.caffemodel"
+    rgb = np.asarray(Image.fromarray(getattr(skdata, photo)()).convert("RGB")
+                     .resize((224, 224), Image.BILINEAR), np.float32)
+    x = (rgb[:, :, ::-1] - np.array([104, 117, 123], np.float32)).transpose(2, 0, 1)[None].copy()
+    graph = edgebrew.load_caffe(prototxt, weights)
+    ours = edgebrew.reference.run(graph, {"data": x})["prob"]
+    (theirs,) = run_opencv(prototxt, weights, {"data": x}, ["prob"])
+    assert abs(float(ours.sum()) - 1) < 1e-5
+    assert rel_error(ours, theirs) <= 1e-4

@@ -28,15 +28,27 @@ static void sm_rows(const sm_ctx *c, int64_t begin, int64_t end)
     for (int64_t r = begin; r < end; r++) {
         const float *restrict x = c->x + r * dim;
         float *restrict y = c->y + r * dim;
-        float m = x[0];
-        for (int64_t i = 1; i < dim; i++) {
+        /* max in EBO_LANES lanes (the max does not depend on the order, NaN included) */
+        float lane[EBO_LANES];
+        for (int l = 0; l < EBO_LANES; l++)
+            lane[l] = x[0];
+        int64_t i = 0, nv = dim - dim % EBO_LANES;
+        for (; i < nv; i += EBO_LANES)
+            for (int l = 0; l < EBO_LANES; l++) {
+                float v = x[i + l];
+                lane[l] = (v > lane[l] || v != v) ? v : lane[l];
+            }
+        for (; i < dim; i++) {
             float v = x[i];
-            m = (v > m || v != v) ? v : m;
+            lane[0] = (v > lane[0] || v != v) ? v : lane[0];
         }
-        for (int64_t i = 0; i < dim; i++)
+        float m = lane[0];
+        for (int l = 1; l < EBO_LANES; l++)
+            m = (lane[l] > m || lane[l] != lane[l]) ? lane[l] : m;
+        for (i = 0; i < dim; i++)
             y[i] = expf(x[i] - m);
         const float s = (float)ebo_sum_op(y, dim, 0, 0.0f);
-        for (int64_t i = 0; i < dim; i++)
+        for (i = 0; i < dim; i++)
             y[i] = y[i] / s;
     }
 }
