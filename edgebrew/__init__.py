@@ -1,7 +1,7 @@
 """edgebrew: bring trained Caffe networks to edge devices.
 
 Public API: ``load_caffe`` (prototxt + caffemodel -> Graph), ``reference.run`` (NumPy oracle),
-``convert`` (-> Bundle, saved as .brew), ``Session`` (runs a bundle in the C runtime), ``Graph``,
+``convert`` (-> Bundle, saved as .brew), ``Session`` (runs a bundle in the C runtime), ``export_onnx`` (-> .onnx), ``Graph``,
 and the ``EdgebrewError`` family.
 """
 from .errors import EdgebrewError  # noqa: F401
@@ -11,5 +11,6 @@ from .importer import load_caffe  # noqa: F401
 from .bundle import Bundle  # noqa: F401
 from .convert import convert  # noqa: F401
 from .runtime import Session  # noqa: F401
+from .onnx_export import export_onnx  # noqa: F401
 
 __version__ = "0.1.0"

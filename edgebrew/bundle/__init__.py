@@ -2,17 +2,20 @@
 
 ``Bundle(graph, metadata)`` plans memory and serializes; ``Bundle.load(path)`` reads one back
 (weights are zero-copy views of the file's bytes).
+
+Without an explicit ``plan``, a bundle gets a plan without aliases (every activation has its own
+bytes: no in-place outputs, no zero-copy Concat), which every runtime runs; ``edgebrew.convert``
+with ``optimize=True`` passes the planner's full plan.
 """
 from __future__ import annotations
 
-import math
 import os
 import tempfile
 from pathlib import Path
 
 from ..errors import EdgebrewError
 from ..ir import Graph
-from ..optimizer.memory_planner import MemoryPlan, lifetimes, plan_memory
+from ..optimizer.memory_planner import MemoryPlan, plan_from_offsets, plan_memory
 from .format import FORMAT_VERSION, BundleFormatError, read_bytes, write_bytes  # noqa: F401
 from .metadata import Metadata, Preprocessing  # noqa: F401
 
@@ -28,7 +31,7 @@ class Bundle:
             raise EdgebrewError(f"graph '{graph.name}' has no weights: a bundle needs a caffemodel")
         self.graph = graph
         self.metadata = metadata or Metadata(model_name=graph.name)
-        self.plan = plan or plan_memory(graph)
+        self.plan = plan or plan_memory(graph, inplace=False, zero_copy_concat=False)
         self._bytes: bytes | None = None
 
     def to_bytes(self) -> bytes:
@@ -55,8 +58,11 @@ class Bundle:
     @classmethod
     def from_bytes(cls, data, source="<bytes>") -> "Bundle":
         graph, offsets, arena, meta = read_bytes(data, source)
-        sizes = {t: math.prod(s) * 4 for t, s in graph.shapes.items()}
-        plan = MemoryPlan(offsets, sizes, lifetimes(graph), arena)
+        try:
+            plan = plan_from_offsets(graph, offsets, arena)
+        except Exception as e:   # a graph the reader accepted but whose shapes do not add up
+            raise BundleFormatError(f"{source}: corrupted bundle ({type(e).__name__}: {e})") \
+                from None
         b = cls.__new__(cls)
         b.graph, b.metadata, b.plan = graph, meta, plan
         b._bytes = bytes(data)

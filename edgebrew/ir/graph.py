@@ -41,14 +41,24 @@ class Node:
     weights: list[str] = field(default_factory=list)  # initializer names, in Caffe blob order
     # Caffe's per-blob (lr_mult, decay_mult) from the prototxt's `param` specs (fine-tuning).
     param_mults: list[tuple[float, float]] = field(default_factory=list)
+    # Names of the layers the optimizer folded into this op (a Convolution that absorbed a
+    # BatchNorm, a Scale and a ReLU lists those three), so reports and errors name them.
+    fused: list[str] = field(default_factory=list)
 
     @property
     def op(self):
         return get_op(self.op_type)
 
+    def copy(self) -> "Node":
+        """A copy whose lists and attribute dict can be changed without touching this node."""
+        return Node(self.name, self.op_type, list(self.inputs), list(self.outputs),
+                    dict(self.attrs), list(self.weights), list(self.param_mults),
+                    list(self.fused))
+
     def __repr__(self):
+        fused = f", fused={self.fused}" if self.fused else ""
         return (f"Node({self.name!r}, {self.op_type}, in={self.inputs}, out={self.outputs}, "
-                f"weights={self.weights})")
+                f"weights={self.weights}{fused})")
 
 
 class Graph:
@@ -64,6 +74,19 @@ class Graph:
         self.initializers: dict[str, np.ndarray] = dict(initializers or {})
         self.shapes: dict[str, Shape] = {}   # every tensor's shape, filled by infer_shapes
         self.notes: list[str] = []           # what the importer dropped or changed, for the user
+
+    def copy(self) -> "Graph":
+        """A copy to rewrite: new node objects, lists and dicts; the weight arrays are shared
+        (passes replace initializers, they never write into an array)."""
+        g = Graph.__new__(Graph)
+        g.__dict__.update(self.__dict__)       # keeps extra fields (e.g. the importer's source)
+        g.inputs = [TensorInfo(t.name, tuple(t.shape), t.dtype) for t in self.inputs]
+        g.nodes = [n.copy() for n in self.nodes]
+        g.output_names = list(self.output_names)
+        g.initializers = dict(self.initializers)
+        g.shapes = dict(self.shapes)
+        g.notes = list(self.notes)
+        return g
 
     # -- queries ------------------------------------------------------------------------------
     @property

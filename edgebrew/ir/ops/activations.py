@@ -17,6 +17,18 @@ Each follows the formula of Caffe's CPU ``Forward_cpu``:
 * Dropout    identity: Caffe's TEST-phase Dropout copies its input, unscaled.
 
 Attribute values are rounded to the compute dtype first, as Caffe's ``Dtype`` params are.
+
+Fused activations: the optimizer folds a ReLU, PReLU, Clip, Sigmoid or TanH into the op that
+produces its input (Convolution, Deconvolution, InnerProduct, Eltwise). Those ops declare the
+``FUSED_ACTIVATION_ATTRS`` below and finish their ``run`` with ``apply_fused_activation``, which
+calls the very functions the standalone ops use (``relu``, ``prelu``, ``clip``, ``sigmoid``,
+``tanh``), so a fused op computes exactly what the op pair computed:
+
+* ``activation``      None (no activation), "ReLU", "PReLU", "Clip", "Sigmoid" or "TanH"
+* ``negative_slope``  ReLU's slope (None means 0)
+* ``clip_min``, ``clip_max``   Clip's bounds (both required with "Clip")
+* PReLU's slopes travel as the op's last weight blob ``slope``, one per output channel (axis 1);
+  a channel-shared PReLU is fused with its one slope repeated per channel.
 """
 from __future__ import annotations
 
@@ -28,6 +40,104 @@ from ...errors import GraphError
 from .base import Attr, OpDef, register
 
 
+# ---------------------------------------------------------------------------- shared math
+def relu(x, negative_slope, t):
+    """Caffe's ReLU: ``max(x, 0) + negative_slope * min(x, 0)`` in dtype ``t``."""
+    zero = t(0)
+    return np.maximum(x, zero) + t(negative_slope) * np.minimum(x, zero)
+
+
+def prelu(x, slope, channel_shared, t):
+    """Caffe's PReLU: as ReLU with a slope per channel (axis 1), or one shared slope."""
+    slope = np.asarray(slope).astype(x.dtype, copy=False)
+    if channel_shared:
+        slope = slope.reshape(())
+    else:
+        slope = slope.reshape((1, -1) + (1,) * (x.ndim - 2))
+    zero = t(0)
+    return np.maximum(x, zero) + slope * np.minimum(x, zero)
+
+
+def clip(x, lo, hi, t):
+    """Caffe's Clip, with C++ ``std::min`` / ``std::max`` (a NaN input gives ``lo``)."""
+    lo, hi = t(lo), t(hi)
+    y = np.where(hi < x, hi, x)          # std::min(x, max)
+    return np.where(lo < y, y, lo)       # std::max(min, y)
+
+
+def sigmoid(x, t):
+    """Caffe's Sigmoid: ``0.5 * tanh(0.5 x) + 0.5``."""
+    half = t(0.5)
+    return half * np.tanh(half * x) + half
+
+
+def tanh(x, t):
+    return np.tanh(x)
+
+
+# ------------------------------------------------------------------- fused activations
+FUSED_ACTIVATIONS = ("ReLU", "PReLU", "Clip", "Sigmoid", "TanH")
+
+FUSED_ACTIVATION_ATTRS = (
+    Attr("activation", None, "fused activation applied to the output: None, ReLU, PReLU, Clip, "
+                             "Sigmoid or TanH"),
+    Attr("negative_slope", None, "fused ReLU's negative slope (None: 0)"),
+    Attr("clip_min", None, "fused Clip's lower bound"),
+    Attr("clip_max", None, "fused Clip's upper bound"),
+)
+
+
+def fused_activation(node):
+    """The node's fused activation name, or None."""
+    return node.attrs.get("activation")
+
+
+def has_fused_prelu(node) -> bool:
+    return node.attrs.get("activation") == "PReLU"
+
+
+def check_fused_activation(op, node, out_shape):
+    """Set-up checks of a fused activation (raised as the fused op's ShapeError)."""
+    a = node.attrs
+    act = a.get("activation")
+    if act is None:
+        return
+    if act not in FUSED_ACTIVATIONS:
+        raise op.shape_error(node, f"unknown fused activation {act!r} (one of "
+                                   f"{', '.join(FUSED_ACTIVATIONS)}, or None)")
+    if act == "Clip" and (a.get("clip_min") is None or a.get("clip_max") is None):
+        raise op.shape_error(node, "a fused Clip needs clip_min and clip_max")
+    if act == "PReLU" and not 2 <= len(out_shape) <= 4:
+        raise op.shape_error(node, f"a fused PReLU needs a 2- to 4-axis output, got "
+                                   f"{tuple(out_shape)}")
+
+
+def apply_fused_activation(node, y, slope=None):
+    """Apply the node's fused activation to its output ``y`` (the same math as the standalone
+    op); ``slope`` is the PReLU slope blob (one value per channel of axis 1)."""
+    act = node.attrs.get("activation")
+    if act is None:
+        return y
+    t = y.dtype.type
+    a = node.attrs
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        if act == "ReLU":
+            out = relu(y, a.get("negative_slope") or 0.0, t)
+        elif act == "PReLU":
+            out = prelu(y, slope, False, t)
+        elif act == "Clip":
+            out = clip(y, a["clip_min"], a["clip_max"], t)
+        elif act == "Sigmoid":
+            out = sigmoid(y, t)
+        elif act == "TanH":
+            out = tanh(y, t)
+        else:
+            raise GraphError(f"layer '{node.name}' ({node.op_type}): unknown fused activation "
+                             f"{act!r}")
+    return np.asarray(out, dtype=y.dtype)
+
+
+# ---------------------------------------------------------------------------- the ops
 class _Elementwise(OpDef):
     elementwise = True
 
@@ -58,8 +168,7 @@ class ReLU(_Elementwise):
     attrs = (Attr("negative_slope", 0.0),)
 
     def apply(self, node, x, t, weights):
-        zero = t(0)
-        return np.maximum(x, zero) + t(node.attrs["negative_slope"]) * np.minimum(x, zero)
+        return relu(x, node.attrs["negative_slope"], t)
 
 
 @register
@@ -78,13 +187,7 @@ class PReLU(_Elementwise):
         return [()] if node.attrs["channel_shared"] else [(input_shapes[0][1],)]
 
     def apply(self, node, x, t, weights):
-        slope = weights[0].astype(x.dtype, copy=False)
-        if node.attrs["channel_shared"]:
-            slope = slope.reshape(())
-        else:
-            slope = slope.reshape((1, -1) + (1,) * (x.ndim - 2))
-        zero = t(0)
-        return np.maximum(x, zero) + slope * np.minimum(x, zero)
+        return prelu(x, weights[0], node.attrs["channel_shared"], t)
 
 
 @register
@@ -102,8 +205,7 @@ class Sigmoid(_Elementwise):
     type = "Sigmoid"
 
     def apply(self, node, x, t, weights):
-        half = t(0.5)
-        return half * np.tanh(half * x) + half
+        return sigmoid(x, t)
 
 
 @register
@@ -111,7 +213,7 @@ class TanH(_Elementwise):
     type = "TanH"
 
     def apply(self, node, x, t, weights):
-        return np.tanh(x)
+        return tanh(x, t)
 
 
 @register
@@ -220,9 +322,7 @@ class Clip(_Elementwise):
     attrs = (Attr("min"), Attr("max"))
 
     def apply(self, node, x, t, weights):
-        lo, hi = t(node.attrs["min"]), t(node.attrs["max"])
-        y = np.where(hi < x, hi, x)          # std::min(x, max)
-        return np.where(lo < y, y, lo)       # std::max(min, y)
+        return clip(x, node.attrs["min"], node.attrs["max"], t)
 
 
 @register

@@ -3,11 +3,17 @@
 Geometry attributes are pairs (h, w): the importer resolves Caffe's kernel_size / kernel_h /
 kernel_w forms. Weights: Convolution ``(num_output, C/group, kh, kw)``, Deconvolution
 ``(C, num_output/group, kh, kw)``; bias ``(num_output,)`` when ``bias_term``.
+
+After optimization an op may carry a fused activation (``activation`` and its attributes, see
+``activations.py``), applied after the bias; a fused PReLU adds a last blob ``slope``
+``(num_output,)``.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from .activations import (FUSED_ACTIVATION_ATTRS, apply_fused_activation,
+                          check_fused_activation, has_fused_prelu)
 from .base import Attr, OpDef, register
 
 _GEOMETRY = (
@@ -18,7 +24,7 @@ _GEOMETRY = (
     Attr("dilation", (1, 1)),
     Attr("group", 1),
     Attr("bias_term", True),
-)
+) + FUSED_ACTIVATION_ATTRS
 
 
 def conv_out_size(size, k, s, p, d):
@@ -32,10 +38,25 @@ def deconv_out_size(size, k, s, p, d):
 
 class _ConvBase(OpDef):
     attrs = _GEOMETRY
-    weights = ("weight", "bias")
+    weights = ("weight", "bias", "slope")
 
     def num_weights(self, node):
-        return 2 if node.attrs.get("bias_term", True) else 1
+        return len(self.weight_names(node))
+
+    def weight_names(self, node):
+        return (["weight"] + (["bias"] if node.attrs.get("bias_term", True) else [])
+                + (["slope"] if has_fused_prelu(node) else []))
+
+    def _weight_shapes(self, node, first):
+        a = node.attrs
+        shapes = [first] + ([(a["num_output"],)] if a["bias_term"] else [])
+        return shapes + ([(a["num_output"],)] if has_fused_prelu(node) else [])
+
+    def _finish(self, node, y, weights):
+        """Bias, then the fused activation."""
+        if node.attrs["bias_term"]:
+            y += weights[1].reshape(1, -1, 1, 1)
+        return apply_fused_activation(node, y, weights[-1] if has_fused_prelu(node) else None)
 
     def _check(self, node, in_shape):
         a = node.attrs
@@ -60,19 +81,18 @@ class Convolution(_ConvBase):
         a = node.attrs
         oh, ow = (conv_out_size(s[2 + i], a["kernel"][i], a["stride"][i], a["pad"][i],
                                 a["dilation"][i]) for i in range(2))
-        return [(s[0], a["num_output"], oh, ow)]
+        out = (s[0], a["num_output"], oh, ow)
+        check_fused_activation(self, node, out)
+        return [out]
 
     def weight_shapes(self, node, input_shapes):
         a, c = node.attrs, input_shapes[0][1]
-        shapes = [(a["num_output"], c // a["group"], *a["kernel"])]
-        return shapes + [(a["num_output"],)] if a["bias_term"] else shapes
+        return self._weight_shapes(node, (a["num_output"], c // a["group"], *a["kernel"]))
 
     def run(self, node, inputs, weights):
         a = node.attrs
         y = conv2d(inputs[0], weights[0], a["stride"], a["pad"], a["dilation"], a["group"])
-        if a["bias_term"]:
-            y += weights[1].reshape(1, -1, 1, 1)
-        return [y]
+        return [self._finish(node, y, weights)]
 
     def macs(self, node, input_shapes, output_shapes):
         a = node.attrs
@@ -91,20 +111,19 @@ class Deconvolution(_ConvBase):
         a = node.attrs
         oh, ow = (deconv_out_size(s[2 + i], a["kernel"][i], a["stride"][i], a["pad"][i],
                                   a["dilation"][i]) for i in range(2))
-        return [(s[0], a["num_output"], oh, ow)]
+        out = (s[0], a["num_output"], oh, ow)
+        check_fused_activation(self, node, out)
+        return [out]
 
     def weight_shapes(self, node, input_shapes):
         a, c = node.attrs, input_shapes[0][1]
-        shapes = [(c, a["num_output"] // a["group"], *a["kernel"])]
-        return shapes + [(a["num_output"],)] if a["bias_term"] else shapes
+        return self._weight_shapes(node, (c, a["num_output"] // a["group"], *a["kernel"]))
 
     def run(self, node, inputs, weights):
         a = node.attrs
         y = deconv2d(inputs[0], weights[0], a["num_output"], a["stride"], a["pad"],
                      a["dilation"], a["group"])
-        if a["bias_term"]:
-            y += weights[1].reshape(1, -1, 1, 1)
-        return [y]
+        return [self._finish(node, y, weights)]
 
     def macs(self, node, input_shapes, output_shapes):
         a = node.attrs

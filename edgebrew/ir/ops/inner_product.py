@@ -3,11 +3,16 @@
 The input is viewed as ``(M, K)`` with ``M = prod(shape[:axis])`` and ``K = prod(shape[axis:])``;
 the output has shape ``shape[:axis] + (num_output,)``. Weights: ``(num_output, K)``, or
 ``(K, num_output)`` when ``transpose``; bias ``(num_output,)`` when ``bias_term``.
+
+After optimization it may carry a fused activation (see ``activations.py``), applied after the
+bias; a fused PReLU adds a last blob ``slope`` with one value per channel of the output's axis 1.
 """
 from __future__ import annotations
 
 import math
 
+from .activations import (FUSED_ACTIVATION_ATTRS, apply_fused_activation,
+                          check_fused_activation, has_fused_prelu)
 from .base import Attr, OpDef, canonical_axis, register
 
 
@@ -19,11 +24,15 @@ class InnerProduct(OpDef):
         Attr("bias_term", True),
         Attr("axis", 1, "first flattened axis; negative counts from the end"),
         Attr("transpose", False, "weight stored as (K, N) instead of (N, K)"),
-    )
-    weights = ("weight", "bias")
+    ) + FUSED_ACTIVATION_ATTRS
+    weights = ("weight", "bias", "slope")
 
     def num_weights(self, node):
-        return 2 if node.attrs.get("bias_term", True) else 1
+        return len(self.weight_names(node))
+
+    def weight_names(self, node):
+        return (["weight"] + (["bias"] if node.attrs.get("bias_term", True) else [])
+                + (["slope"] if has_fused_prelu(node) else []))
 
     def _split(self, node, in_shape):
         n = node.attrs["num_output"]
@@ -35,14 +44,22 @@ class InnerProduct(OpDef):
     def infer_shapes(self, node, input_shapes):
         (s,) = input_shapes
         axis, _, _ = self._split(node, s)
-        return [tuple(s[:axis]) + (node.attrs["num_output"],)]
+        out = tuple(s[:axis]) + (node.attrs["num_output"],)
+        check_fused_activation(self, node, out)
+        return [out]
 
     def weight_shapes(self, node, input_shapes):
         a = node.attrs
-        _, _, k = self._split(node, input_shapes[0])
+        s = input_shapes[0]
+        axis, _, k = self._split(node, s)
         n = a["num_output"]
         shapes = [(k, n) if a["transpose"] else (n, k)]
-        return shapes + [(n,)] if a["bias_term"] else shapes
+        if a["bias_term"]:
+            shapes.append((n,))
+        if has_fused_prelu(node):
+            out = tuple(s[:axis]) + (n,)
+            shapes.append((out[1] if len(out) > 1 else n,))
+        return shapes
 
     def run(self, node, inputs, weights):
         a = node.attrs
@@ -52,7 +69,8 @@ class InnerProduct(OpDef):
         y = x.reshape(m, k) @ (w if a["transpose"] else w.T)
         if a["bias_term"]:
             y += weights[1].astype(x.dtype, copy=False).reshape(1, -1)
-        return [y.reshape(tuple(x.shape[:axis]) + (a["num_output"],))]
+        y = y.reshape(tuple(x.shape[:axis]) + (a["num_output"],))
+        return [apply_fused_activation(node, y, weights[-1] if has_fused_prelu(node) else None)]
 
     def macs(self, node, input_shapes, output_shapes):
         s = input_shapes[0]

@@ -28,6 +28,10 @@ Caffe details these declarations follow (each checked against the layer's source
   when ``out_max_val``.
 - Reduction: reduces every axis from ``axis`` on (the output keeps the leading axes; ``axis 0``
   gives a 0-d tensor); MEAN is SUM scaled by ``coeff / count``.
+
+Eltwise may carry a fused activation after optimization (see ``activations.py``; Eltwise SUM +
+ReLU is ResNet's block end); a fused PReLU gives it one weight blob ``slope`` (one value per
+channel of axis 1).
 """
 from __future__ import annotations
 
@@ -35,6 +39,8 @@ import math
 
 import numpy as np
 
+from .activations import (FUSED_ACTIVATION_ATTRS, apply_fused_activation,
+                          check_fused_activation, has_fused_prelu)
 from .base import Attr, OpDef, canonical_axis, register
 
 _ANY = 1 << 31  # no upper bound on the number of bottoms
@@ -143,10 +149,18 @@ ELTWISE_OPS = ("PROD", "SUM", "MAX")
 class Eltwise(OpDef):
     type = "Eltwise"
     attrs = (Attr("operation", "SUM", "PROD, SUM or MAX"),
-             Attr("coeff", (), "SUM only: one coefficient per bottom (empty: all 1)"))
+             Attr("coeff", (), "SUM only: one coefficient per bottom (empty: all 1)"),
+             ) + FUSED_ACTIVATION_ATTRS
+    weights = ("slope",)
     min_inputs = 2
     max_inputs = _ANY
     elementwise = True
+
+    def num_weights(self, node):
+        return 1 if has_fused_prelu(node) else 0
+
+    def weight_shapes(self, node, input_shapes):
+        return [(input_shapes[0][1],)] if has_fused_prelu(node) else []
 
     def _check(self, node, n_inputs):
         op, coeff = node.attrs["operation"], node.attrs["coeff"]
@@ -165,9 +179,14 @@ class Eltwise(OpDef):
             if tuple(s) != first:
                 raise self.shape_error(node, f"bottom {i} has shape {tuple(s)}, bottom 0 has "
                                              f"{first}")
+        check_fused_activation(self, node, first)
         return [first]
 
     def run(self, node, inputs, weights):
+        (y,) = self._combine(node, inputs)
+        return [apply_fused_activation(node, y, weights[0] if has_fused_prelu(node) else None)]
+
+    def _combine(self, node, inputs):
         self._check(node, len(inputs))
         op, dtype = node.attrs["operation"], inputs[0].dtype
         if op == "SUM":

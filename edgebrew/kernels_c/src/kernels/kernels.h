@@ -36,6 +36,21 @@ typedef struct eb_kernel_table {
      * x n (row dot products); with trans_a y has n entries and x m (y += sum_i x[i] A[i, :]). */
     void (*sgemv)(int trans_a, int64_t m, int64_t n, const float *a, int64_t lda, const float *x,
                   float *y, int accumulate);
+
+    /* Weights packed once at load (prepare) for repeated products with a changing B. The
+     * packed layout belongs to this table (its micro-tile and depth blocking). */
+    int mr; /* rows of the micro-tile: row offsets into a packed matrix are multiples of it */
+    /* Bytes of op(A) (m x k) packed. */
+    size_t (*pack_a_bytes)(int64_t m, int64_t k);
+    /* Pack op(A): A stored m x k (lda), or with trans_a A^T where a is stored k x m. */
+    void (*pack_a)(int trans_a, int64_t m, int64_t k, const float *a, int64_t lda, float *dst);
+    /* C[m x n] (+)= rows [i0, i0 + m) of the packed m_total x k matrix times op(B) (as in
+     * sgemm_ex); i0 a multiple of mr. Bit-identical to sgemm_ex on the same operands. work as
+     * for sgemm_ex (sgemm_work_bytes is enough; it needs only the B block). */
+    void (*sgemm_packed_a)(const float *apacked, int64_t m_total, int64_t i0, int64_t m,
+                           int64_t n, int64_t k, int trans_b, const float *b, int64_t ldb,
+                           float *c, int64_t ldc, int accumulate, void *work,
+                           size_t work_bytes);
 } eb_kernel_table;
 
 /* The least workspace sgemm_ex uses without falling back to the stack (any ISA). */

@@ -62,13 +62,15 @@ _Static_assert(EB_GEMV_L >= 1 && (EB_GEMV_L & (EB_GEMV_L - 1)) == 0, "EB_GEMV_L:
 EB_NOINLINE static void eb_ukernel(int64_t kc, const float *restrict ap, const float *restrict bp,
                        float *restrict c, int64_t ldc, int mr, int nr, int load)
 {
+    /* Only the row loop carries an unroll pragma: unrolling the zeroing or the column loop as
+     * well makes gcc 12's SLP vectorizer split rows into odd pieces and spill. */
     float acc[EB_MR][EB_NR];
-    EB_UNROLL for (int i = 0; i < EB_MR; i++)
-        EB_UNROLL for (int j = 0; j < EB_NR; j++) acc[i][j] = 0.0f;
+    for (int i = 0; i < EB_MR; i++)
+        for (int j = 0; j < EB_NR; j++) acc[i][j] = 0.0f;
     for (int64_t p = 0; p < kc; p++) {
         EB_UNROLL for (int i = 0; i < EB_MR; i++) {
             const float av = ap[i];
-            EB_UNROLL for (int j = 0; j < EB_NR; j++) acc[i][j] = EB_FMADD(av, bp[j], acc[i][j]);
+            for (int j = 0; j < EB_NR; j++) acc[i][j] = EB_FMADD(av, bp[j], acc[i][j]);
         }
         ap += EB_MR;
         bp += EB_NR;
@@ -250,6 +252,75 @@ static void eb_sgemm_ex_impl(int trans_a, int trans_b, int64_t m, int64_t n, int
     }
 }
 
+/* ---- prepacked A (weights packed once at load) ------------------------------------------- */
+
+/* Layout: for each depth block (offset pc, size kb, as eb_depth_block(k) cuts k), the rows in
+ * EB_MR-row micro-panels of kb x EB_MR: panel of row r (a multiple of EB_MR) at
+ * pc * m_pad + r * kb, m_pad = m rounded up to EB_MR. */
+static size_t eb_pack_a_bytes_impl(int64_t m, int64_t k)
+{
+    if (m <= 0 || k <= 0) return 0;
+    return (size_t)(EB_ALIGN_UP(m, EB_MR) * k) * sizeof(float);
+}
+
+static void eb_pack_a_full_impl(int trans_a, int64_t m, int64_t k, const float *a, int64_t lda,
+                                float *dst)
+{
+    if (m <= 0 || k <= 0) return;
+    const int64_t kc = eb_depth_block(k), m_pad = EB_ALIGN_UP(m, EB_MR);
+    for (int64_t pc = 0; pc < k; pc += kc) {
+        const int64_t kb = EB_MIN(kc, k - pc);
+        eb_pack_a(trans_a, m, kb, trans_a ? a + pc * lda : a + pc, lda, dst + pc * m_pad);
+    }
+}
+
+/* C[m x n] (+)= rows [i0, i0 + m) of the packed m_total x k matrix times op(B). */
+static void eb_sgemm_packed_a_impl(const float *apacked, int64_t m_total, int64_t i0, int64_t m,
+                                   int64_t n, int64_t k, int trans_b, const float *b,
+                                   int64_t ldb, float *c, int64_t ldc, int accumulate,
+                                   void *work, size_t work_bytes)
+{
+    if (m <= 0 || n <= 0) return;
+    if (k <= 0) {
+        if (!accumulate)
+            for (int64_t i = 0; i < m; i++) memset(c + i * ldc, 0, (size_t)n * sizeof(float));
+        return;
+    }
+    const int64_t kc = eb_depth_block(k), m_pad = EB_ALIGN_UP(m_total, EB_MR);
+    uintptr_t base = EB_ALIGN_UP((uintptr_t)work, (uintptr_t)64);
+    size_t skip = work ? (size_t)(base - (uintptr_t)work) : 0;
+    int64_t avail = (work && work_bytes > skip) ? (int64_t)((work_bytes - skip) / 4) : 0;
+    _Alignas(64) float stackbuf[EB_KC * EB_NR];
+    float *bp = (float *)base;
+    if (avail < kc * EB_NR) { /* too small a workspace: one B micro-panel on the stack */
+        bp = stackbuf;
+        avail = EB_KC * EB_NR;
+    }
+    const int64_t nc = EB_MIN(EB_MIN((int64_t)EB_NC, EB_ALIGN_UP(n, EB_NR)),
+                              avail / kc / EB_NR * EB_NR);
+    for (int64_t jc = 0; jc < n; jc += nc) {
+        const int64_t nb = EB_MIN(nc, n - jc);
+        for (int64_t pc = 0; pc < k; pc += kc) {
+            const int64_t kb = EB_MIN(kc, k - pc);
+            const int load = accumulate || pc > 0;
+            eb_pack_b(trans_b, kb, nb, trans_b ? b + jc * ldb + pc : b + pc * ldb + jc, ldb, bp);
+            const float *ablock = apacked + pc * m_pad + i0 * kb;
+            for (int64_t ic = 0; ic < m; ic += EB_MC) { /* EB_MC rows of A stay in L2 */
+                const int64_t mb = EB_MIN((int64_t)EB_MC, m - ic);
+                for (int64_t jr = 0; jr < nb; jr += EB_NR) {
+                    const int nr = (int)EB_MIN((int64_t)EB_NR, nb - jr);
+                    const float *bpanel = bp + jr * kb;
+                    for (int64_t ir = ic; ir < ic + mb; ir += EB_MR) {
+                        const int mr = (int)EB_MIN((int64_t)EB_MR, m - ir);
+                        eb_ukernel(kb, ablock + ir * kb, bpanel, c + ir * ldc + jc + jr, ldc, mr,
+                                   nr, load);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /* The stack-buffer path: one micro-panel of each operand (EB_KC x (EB_MR + EB_NR) floats). */
 static void eb_sgemm_stack(int64_t m, int64_t n, int64_t k, int trans_a, int trans_b,
                            const float *a, int64_t lda, const float *b, int64_t ldb, float *c,
@@ -288,11 +359,11 @@ static void eb_gemv_n(int64_t m, int64_t n, const float *a, int64_t lda, const f
     for (; i + 4 <= m; i += 4) {
         float acc[4][EB_GEMV_L];
         const float *r[4] = {a + i * lda, a + (i + 1) * lda, a + (i + 2) * lda, a + (i + 3) * lda};
-        EB_UNROLL for (int q = 0; q < 4; q++)
-            EB_UNROLL for (int l = 0; l < EB_GEMV_L; l++) acc[q][l] = 0.0f;
+        for (int q = 0; q < 4; q++)
+            for (int l = 0; l < EB_GEMV_L; l++) acc[q][l] = 0.0f;
         for (int64_t p = 0; p < nv; p += EB_GEMV_L) {
             EB_UNROLL for (int q = 0; q < 4; q++)
-                EB_UNROLL for (int l = 0; l < EB_GEMV_L; l++)
+                for (int l = 0; l < EB_GEMV_L; l++)
                     acc[q][l] = EB_FMADD(r[q][p + l], x[p + l], acc[q][l]);
         }
         for (int q = 0; q < 4; q++) {
@@ -305,10 +376,9 @@ static void eb_gemv_n(int64_t m, int64_t n, const float *a, int64_t lda, const f
     for (; i < m; i++) {
         float acc[EB_GEMV_L];
         const float *r = a + i * lda;
-        EB_UNROLL for (int l = 0; l < EB_GEMV_L; l++) acc[l] = 0.0f;
+        for (int l = 0; l < EB_GEMV_L; l++) acc[l] = 0.0f;
         for (int64_t p = 0; p < nv; p += EB_GEMV_L) {
-            EB_UNROLL for (int l = 0; l < EB_GEMV_L; l++)
-                acc[l] = EB_FMADD(r[p + l], x[p + l], acc[l]);
+            for (int l = 0; l < EB_GEMV_L; l++) acc[l] = EB_FMADD(r[p + l], x[p + l], acc[l]);
         }
         float tail = 0.0f;
         for (int64_t p = nv; p < n; p++) tail = EB_FMADD(r[p], x[p], tail);
@@ -317,35 +387,46 @@ static void eb_gemv_n(int64_t m, int64_t n, const float *a, int64_t lda, const f
     }
 }
 
-/* y[j] (+)= sum_i x[i] A[i, j] for columns [0, n), in order of i. Columns go in chunks that
- * stay in L1 while four rows of A stream past; each y[j] sees the same sequence of FMAs. */
+/* y[j] (+)= sum_i x[i] A[i, j] for columns [0, n). Columns go in chunks that stay in L1 while
+ * four rows of A at a time stream past; rows in blocks of ROWS, each block summed apart and then
+ * added to y (error growth ~ ROWS + m / ROWS, not m). Each y[j] sees the same sequence of
+ * operations whatever the column split. */
 static void eb_gemv_t(int64_t m, int64_t n, const float *a, int64_t lda, const float *x,
                       float *y, int accumulate)
 {
-    enum { CHUNK = 512 };
+    enum { CHUNK = 512, ROWS = 128 };
+    float acc[CHUNK];
     for (int64_t j0 = 0; j0 < n; j0 += CHUNK) {
         const int64_t nb = EB_MIN((int64_t)CHUNK, n - j0);
         float *restrict yy = y + j0;
-        if (!accumulate)
-            for (int64_t j = 0; j < nb; j++) yy[j] = 0.0f;
-        int64_t i = 0;
-        for (; i + 4 <= m; i += 4) {
-            const float x0 = x[i], x1 = x[i + 1], x2 = x[i + 2], x3 = x[i + 3];
-            const float *restrict a0 = a + i * lda + j0, *restrict a1 = a0 + lda;
-            const float *restrict a2 = a1 + lda, *restrict a3 = a2 + lda;
-            for (int64_t j = 0; j < nb; j++) {
-                float t = yy[j];
-                t = EB_FMADD(x0, a0[j], t);
-                t = EB_FMADD(x1, a1[j], t);
-                t = EB_FMADD(x2, a2[j], t);
-                t = EB_FMADD(x3, a3[j], t);
-                yy[j] = t;
+        for (int64_t r0 = 0; r0 < m; r0 += ROWS) {
+            const int64_t r1 = EB_MIN(m, r0 + ROWS);
+            float *restrict t = acc;
+            for (int64_t j = 0; j < nb; j++) t[j] = 0.0f;
+            int64_t i = r0;
+            for (; i + 4 <= r1; i += 4) {
+                const float x0 = x[i], x1 = x[i + 1], x2 = x[i + 2], x3 = x[i + 3];
+                const float *restrict a0 = a + i * lda + j0, *restrict a1 = a0 + lda;
+                const float *restrict a2 = a1 + lda, *restrict a3 = a2 + lda;
+                for (int64_t j = 0; j < nb; j++) {
+                    float v = t[j];
+                    v = EB_FMADD(x0, a0[j], v);
+                    v = EB_FMADD(x1, a1[j], v);
+                    v = EB_FMADD(x2, a2[j], v);
+                    v = EB_FMADD(x3, a3[j], v);
+                    t[j] = v;
+                }
             }
-        }
-        for (; i < m; i++) {
-            const float xi = x[i];
-            const float *restrict ai = a + i * lda + j0;
-            for (int64_t j = 0; j < nb; j++) yy[j] = EB_FMADD(xi, ai[j], yy[j]);
+            for (; i < r1; i++) {
+                const float xi = x[i];
+                const float *restrict ai = a + i * lda + j0;
+                for (int64_t j = 0; j < nb; j++) t[j] = EB_FMADD(xi, ai[j], t[j]);
+            }
+            if (r0 == 0 && !accumulate) {
+                for (int64_t j = 0; j < nb; j++) yy[j] = t[j];
+            } else {
+                for (int64_t j = 0; j < nb; j++) yy[j] += t[j];
+            }
         }
     }
 }
@@ -366,6 +447,10 @@ static void eb_sgemv_impl(int trans_a, int64_t m, int64_t n, const float *a, int
         eb_gemv_n(m, n, a, lda, x, y, accumulate);
 }
 
+_Static_assert(EB_MC % EB_MR == 0, "EB_MC: a multiple of EB_MR");
+
 const eb_kernel_table EB_TABLE_NAME = {
-    EB_ISA_NAME, eb_sgemm_impl, eb_sgemm_ex_impl, eb_sgemm_work_bytes_impl, eb_sgemv_impl,
+    EB_ISA_NAME,          eb_sgemm_impl,         eb_sgemm_ex_impl,      eb_sgemm_work_bytes_impl,
+    eb_sgemv_impl,        EB_MR,                 eb_pack_a_bytes_impl,  eb_pack_a_full_impl,
+    eb_sgemm_packed_a_impl,
 };
