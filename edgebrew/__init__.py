@@ -1,8 +1,8 @@
 """edgebrew: bring trained Caffe networks to edge devices.
 
 Public API: ``load_caffe`` (prototxt + caffemodel -> Graph), ``reference.run`` (NumPy oracle),
-``convert`` (-> Bundle, saved as .brew), ``Session`` (runs a bundle in the C runtime), ``export_onnx`` (-> .onnx), ``Graph``,
-and the ``EdgebrewError`` family.
+``convert`` (-> Bundle, saved as .brew), ``Session`` (runs a bundle in the C runtime),
+``export_onnx`` (-> .onnx file), ``Graph``, and the ``EdgebrewError`` family.
 """
 from .errors import EdgebrewError  # noqa: F401
 from .ir import Graph, Node, TensorInfo  # noqa: F401

@@ -1,4 +1,9 @@
-"""edgebrew.convert: Caffe prototxt + caffemodel -> Bundle (with preprocessing metadata)."""
+"""edgebrew.convert: Caffe prototxt + caffemodel -> Bundle (with preprocessing metadata).
+
+By default the graph goes through the optimizer's pipeline (``edgebrew.optimizer``) and the
+memory planner's in-place and zero-copy placement; ``optimize=False`` packages the imported graph
+as it is, with a plan in which every activation has its own bytes.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,6 +16,10 @@ from .errors import EdgebrewError
 from .importer import load_caffe
 from .importer.parsing import read_binaryproto
 from .importer.zoo_readme import sha1_of
+
+# What ``convert(optimize=None)`` does. The optimized bundle carries fused activations and
+# in-place / zero-copy memory placement, which the C runtime must support to run it.
+DEFAULT_OPTIMIZE = True
 
 
 def _labels(labels) -> list[str]:
@@ -43,7 +52,9 @@ def _mean(mean):
 
 def convert(prototxt, caffemodel, *, inputs=None, mean=None, scale: float | None = None,
             bgr: bool = True, labels: Sequence[str] | str | Path | None = None,
-            input_size: tuple[int, int] | None = None, name: str | None = None) -> Bundle:
+            input_size: tuple[int, int] | None = None, name: str | None = None,
+            optimize: bool | None = None, passes: Sequence[str] | None = None,
+            skip_passes: Sequence[str] = ()) -> Bundle:
     """Import a Caffe model and package it as a Bundle.
 
     ``mean``: per-channel values (in the network's channel order) or a mean file path
@@ -51,8 +62,25 @@ def convert(prototxt, caffemodel, *, inputs=None, mean=None, scale: float | None
     takes BGR (Caffe's default) rather than RGB; ``labels``: a list or a synset_words.txt-style
     file; ``input_size``: (H, W) images are resized to (default: the input's). These apply only
     to images: arrays are network tensors and are fed as given.
+
+    ``optimize`` (default ``DEFAULT_OPTIMIZE``): run the optimizer, ``passes`` (names, in order;
+    default: the whole pipeline) minus ``skip_passes``. The bundle's ``metadata.extra`` records
+    the pass log (``passes``), the op counts by type before and after (``op_counts``) and the
+    memory figures (``memory``).
     """
+    from . import optimizer as opt
+    if optimize is None:
+        optimize = DEFAULT_OPTIMIZE
     graph = load_caffe(prototxt, caffemodel, inputs=inputs)
+    before = opt.op_counts(graph)
+    if optimize:
+        selected = opt.select_passes(passes, skip_passes)
+        options = opt.planner_options(selected)
+        graph, log = opt.optimize(graph, selected)
+        plan = opt.plan_memory(graph, **options)
+        log += opt.planner_records(plan, options)
+    else:
+        log, plan = [], opt.plan_memory(graph, inplace=False, zero_copy_concat=False)
     mean_values, mean_image = _mean(mean)
     shape = graph.inputs[0].shape
     channels = shape[1] if len(shape) >= 2 else 0
@@ -77,5 +105,12 @@ def convert(prototxt, caffemodel, *, inputs=None, mean=None, scale: float | None
         converter_options={"inputs": {k: list(v) for k, v in (inputs or {}).items()},
                            "mean": mean_values if mean_image is None else str(mean),
                            "scale": pre.scale, "bgr": bgr,
-                           "input_size": list(pre.input_size or ())})
-    return Bundle(graph, meta)
+                           "input_size": list(pre.input_size or ()),
+                           "optimize": bool(optimize),
+                           "passes": list(passes) if passes is not None else None,
+                           "skip_passes": list(skip_passes or ())},
+        extra={"passes": [r.to_json() for r in log],
+               "op_counts": {"before": before, "after": opt.op_counts(graph)},
+               "memory": {"arena_bytes": plan.arena_bytes, "naive_bytes": plan.naive_bytes,
+                          "lower_bound_bytes": plan.lower_bound_bytes}})
+    return Bundle(graph, meta, plan)

@@ -75,3 +75,81 @@ def format_summary(summary: dict) -> str:
         out.append("(no caffemodel given: parameter counts are from the prototxt's shapes)")
     out += [f"note: {n}" for n in summary["notes"]]
     return "\n".join(out)
+
+
+# ----------------------------------------------------------------------------- optimizer report
+def optimization_summary(ops_before: dict[str, int], graph: Graph, passes: list[dict],
+                         plan) -> dict:
+    """The keys ``inspect --json`` adds for the optimized graph: ``ops`` (each op's name, Caffe
+    type, the layers it absorbed, and whether it is a Concat that copies nothing), ``passes`` (the
+    pass log, as ``PassRecord.to_json``), ``op_counts`` (by type, before and after) and
+    ``memory`` (arena, naive sum and lower bound, in bytes)."""
+    from .optimizer import op_counts
+    zero_copy = set(plan.zero_copy_concats)
+    return {
+        "ops": [{"name": n.name, "type": n.op_type, "fused": list(n.fused),
+                 "zero_copy": n.name in zero_copy} for n in graph.nodes],
+        "passes": list(passes),
+        "op_counts": {"before": dict(ops_before), "after": op_counts(graph)},
+        "memory": {"arena_bytes": plan.arena_bytes, "naive_bytes": plan.naive_bytes,
+                   "lower_bound_bytes": plan.lower_bound_bytes},
+    }
+
+
+def mib(n: int) -> str:
+    return f"{n / 2**20:.2f} MiB" if n >= 2**20 else f"{n / 2**10:.1f} KiB"
+
+
+def _change_text(c: dict) -> str:
+    layers = ", ".join(c["layers"])
+    return f"{layers} -> {c['into']}" if "into" in c else layers
+
+
+def format_optimization(summary: dict, max_examples: int = 4) -> str:
+    """The optimizer report a person reads: what each pass changed, op counts before and after,
+    the fused ops, and the memory plan against its bounds."""
+    out = []
+    before, after = summary["op_counts"]["before"], summary["op_counts"]["after"]
+    n_before, n_after = sum(before.values()), sum(after.values())
+    passes = summary["passes"]
+    if not passes:
+        out.append(f"optimizer: off (-O0): {n_after} ops as imported")
+    else:
+        out.append(f"optimizer: {len(passes)} passes, {n_before} ops -> {n_after} ops "
+                   "(an optimized op keeps its layer name and type; layers folded into it are "
+                   "listed after '+')")
+        width = max(len(p["name"]) for p in passes)
+        for p in passes:
+            if not p["changed"]:
+                out.append(f"  {p['name'].ljust(width)}  no change  ({p['description']})")
+            else:
+                kinds = ", ".join(f"{k} x{v}" for k, v in p["counts"].items())
+                out.append(f"  {p['name'].ljust(width)}  {p['changed']} change(s): {kinds}")
+                ex = [_change_text(c) for c in p["changes"][:max_examples]]
+                more = p["changed"] - len(ex)
+                out.append(f"  {' ' * width}    e.g. {'; '.join(ex)}"
+                           + (f"; ... (+{more} more)" if more > 0 else ""))
+            for note in p.get("notes", []):
+                out.append(f"  {' ' * width}    note: {note}")
+    types = sorted(set(before) | set(after), key=lambda t: (-before.get(t, 0), t))
+    out += ["", "op counts by type (before -> after):"]
+    width = max([len(t) for t in types] + [5])
+    for t in types:
+        b, a = before.get(t, 0), after.get(t, 0)
+        out.append(f"  {t.ljust(width)}  {b:4d} -> {a:4d}" + ("" if a != b else "   (unchanged)"))
+    out.append(f"  {'total'.ljust(width)}  {n_before:4d} -> {n_after:4d}")
+    fused = [o for o in summary["ops"] if o["fused"] or o["zero_copy"]]
+    if fused:
+        out += ["", "optimized ops that absorbed layers or copy nothing:"]
+        width = max(len(o["name"]) for o in fused)
+        for o in fused:
+            extra = f" + {', '.join(o['fused'])}" if o["fused"] else ""
+            zc = "  (zero-copy: its inputs are written in place)" if o["zero_copy"] else ""
+            out.append(f"  {o['name'].ljust(width)}  {o['type']}{extra}{zc}")
+    m = summary["memory"]
+    arena, naive, bound = m["arena_bytes"], m["naive_bytes"], m["lower_bound_bytes"]
+    ratio = f"{arena / bound:.2f}x" if bound else "-"
+    out += ["", f"memory plan: arena {mib(arena)} ({arena:,} B), {ratio} the lower bound "
+                f"{mib(bound)} ({bound:,} B: the most bytes live at any one step);",
+            f"  every activation in its own slot would take {mib(naive)} ({naive:,} B)"]
+    return "\n".join(out)

@@ -46,3 +46,34 @@ def parse_input_spec(text: str) -> tuple[str, tuple[int, ...]]:
         raise argparse.ArgumentTypeError(f"expected NAME:N,C,H,W with positive integers, got "
                                          f"'{text}'")
     return name, shape
+
+
+def add_optimizer_args(p) -> None:
+    """-O0, --passes a,b,c and --skip-pass x (repeatable), shared by convert and inspect."""
+    p.add_argument("-O", dest="opt_level", type=int, choices=(0, 1), default=1, metavar="LEVEL",
+                   help="-O0: no optimizer passes and no in-place/zero-copy memory placement "
+                        "(default -O1: all)")
+    from ..optimizer import PLANNER_OPTIONS, default_pipeline
+    names = ", ".join(default_pipeline() + list(PLANNER_OPTIONS))
+    p.add_argument("--passes", type=_names, metavar="A,B,C",
+                   help=f"run only these optimizer passes, in this order; the default is all of "
+                        f"them: {names} (the last two are memory-planner options)")
+    p.add_argument("--skip-pass", action="append", default=[], metavar="NAME",
+                   help="leave out an optimizer pass (repeatable)")
+
+
+def _names(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("expected comma-separated pass names")
+    return names
+
+
+def optimizer_selection(args) -> tuple[bool, list[str] | None, list[str]]:
+    """(optimize, passes, skip_passes) from the options of ``add_optimizer_args``."""
+    if args.opt_level == 0 and (args.passes or args.skip_pass):
+        raise EdgebrewError("-O0 runs no passes: drop --passes / --skip-pass, or -O0")
+    from ..optimizer import select_passes
+    select_passes(args.passes, args.skip_pass)        # unknown names: a clear error now
+    return args.opt_level != 0, args.passes, list(args.skip_pass)
+

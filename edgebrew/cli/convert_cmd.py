@@ -20,7 +20,7 @@ def _size(text):
 
 
 def add_parser(sub):
-    from . import parse_input_spec
+    from . import add_optimizer_args, parse_input_spec
     p = sub.add_parser("convert", help="convert a Caffe model into a .brew bundle",
                        description="Import a Caffe model and write a .brew bundle. Preprocessing "
                                    "options apply when images are fed; arrays are used as given.")
@@ -37,21 +37,35 @@ def add_parser(sub):
     p.add_argument("--input", action="append", type=parse_input_spec, default=[],
                    metavar="NAME:N,C,H,W", help="supply or override an input shape")
     p.add_argument("--name", help="model name stored in the bundle")
+    add_optimizer_args(p)
+    p.add_argument("--report", action="store_true",
+                   help="print what each optimizer pass changed, op counts before/after and "
+                        "the memory plan")
     p.set_defaults(run=run)
 
 
 def run(args):
     from pathlib import Path
 
+    from . import optimizer_selection
     from ..convert import convert
+    optimize, passes, skip = optimizer_selection(args)
     bundle = convert(args.prototxt, args.caffemodel, inputs=dict(args.input) or None,
                      mean=args.mean if args.mean is not None else args.mean_file,
                      scale=args.scale, bgr=not args.rgb, labels=args.labels,
-                     input_size=args.input_size, name=args.name)
+                     input_size=args.input_size, name=args.name,
+                     optimize=optimize, passes=passes, skip_passes=skip)
     out = bundle.save(args.output)
     g = bundle.graph
-    print(f"wrote {out} ({Path(out).stat().st_size:,} bytes): {len(g.nodes)} ops, "
+    before = sum(bundle.metadata.extra.get("op_counts", {}).get("before", {}).values())
+    ops = f"{before} layers -> {len(g.nodes)} ops" if optimize else f"{len(g.nodes)} ops"
+    print(f"wrote {out} ({Path(out).stat().st_size:,} bytes): {ops}, "
           f"arena {bundle.plan.arena_bytes:,} bytes")
     for n in g.notes:
         print(f"note: {n}")
+    if args.report:
+        from .inspect_cmd import bundle_summary
+        from ..report import format_optimization
+        print()
+        print(format_optimization(bundle_summary(bundle)))
     return 0

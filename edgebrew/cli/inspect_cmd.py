@@ -1,5 +1,12 @@
 """``edgebrew inspect deploy.prototxt [weights.caffemodel]`` or ``edgebrew inspect model.brew``:
-layers, shapes, parameters, MACs (and, for a bundle, its memory plan and metadata)."""
+layers, shapes, parameters, MACs; what the optimizer does (per pass, op counts before/after) and
+the memory plan; for a bundle, its metadata.
+
+On a prototxt the report is that of the optimized graph ``edgebrew convert`` would build. Without a
+caffemodel the passes rewrite the structure only (a folded BatchNorm still disappears and its
+convolution gains a bias blob, whose value is simply unknown), so the report is the same as with
+weights: no pass decides anything from weight values.
+"""
 from __future__ import annotations
 
 import dataclasses
@@ -8,7 +15,7 @@ from pathlib import Path
 
 
 def add_parser(sub):
-    from . import parse_input_spec
+    from . import add_optimizer_args, parse_input_spec
     p = sub.add_parser("inspect", help="show a model's layers, shapes, parameters and MACs",
                        description="Show a model's layers, output shapes, parameter counts and "
                                    "multiply-accumulates (per image). Takes a prototxt (with or "
@@ -18,6 +25,7 @@ def add_parser(sub):
     p.add_argument("--input", action="append", type=parse_input_spec, default=[],
                    metavar="NAME:N,C,H,W", help="supply or override an input shape (repeatable)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_optimizer_args(p)
     p.set_defaults(run=run)
 
 
@@ -30,11 +38,14 @@ def is_bundle(path) -> bool:
 
 
 def bundle_summary(bundle) -> dict:
-    from ..report import graph_summary
+    from ..optimizer import op_counts
+    from ..report import graph_summary, optimization_summary
     summary = graph_summary(bundle.graph)
     plan = bundle.plan
-    summary["memory"] = {"arena_bytes": plan.arena_bytes, "naive_bytes": plan.naive_bytes,
-                         "lower_bound_bytes": plan.lower_bound_bytes}
+    extra = bundle.metadata.extra or {}
+    counts = extra.get("op_counts", {})
+    before = counts.get("before") or op_counts(bundle.graph)
+    summary.update(optimization_summary(before, bundle.graph, extra.get("passes", []), plan))
     meta = dataclasses.asdict(bundle.metadata)
     pre = meta["preprocessing"]
     pre["mean_image"] = None if pre["mean_image"] is None else list(bundle.metadata.preprocessing.mean_image.shape)
@@ -44,27 +55,52 @@ def bundle_summary(bundle) -> dict:
     return summary
 
 
+def prototxt_summary(graph, optimize=True, passes=None, skip_passes=()) -> dict:
+    """``graph_summary`` of the imported graph, plus the optimized graph's ``ops``, ``passes``,
+    ``op_counts`` and ``memory`` (what ``convert`` with these options would build)."""
+    from .. import optimizer as opt
+    from ..report import graph_summary, optimization_summary
+    summary = graph_summary(graph)
+    if optimize:
+        selected = opt.select_passes(passes, skip_passes)
+        options = opt.planner_options(selected)
+        optimized, log = opt.optimize(graph, selected)
+        plan = opt.plan_memory(optimized, **options)
+        log += opt.planner_records(plan, options)
+    else:
+        optimized, log = graph, []
+        plan = opt.plan_memory(graph, inplace=False, zero_copy_concat=False)
+    summary.update(optimization_summary(opt.op_counts(graph), optimized,
+                                        [r.to_json() for r in log], plan))
+    return summary
+
+
 def run(args):
-    from ..report import format_summary, graph_summary
+    from . import optimizer_selection
+    from ..errors import EdgebrewError
+    from ..report import format_optimization, format_summary
+    optimize, passes, skip = optimizer_selection(args)
     if Path(args.model).suffix == ".brew" or is_bundle(args.model):
         from ..bundle import Bundle
         if args.caffemodel or args.input:
-            from ..errors import EdgebrewError
             raise EdgebrewError("a bundle carries its weights and input shapes: inspect takes "
                                 "no caffemodel or --input with a .brew")
+        if not optimize or passes or skip:
+            raise EdgebrewError("a bundle was optimized when it was converted: -O, --passes and "
+                                "--skip-pass apply to a prototxt (or to edgebrew convert)")
         summary = bundle_summary(Bundle.load(args.model))
     else:
         from ..importer import load_caffe
         graph = load_caffe(args.model, args.caffemodel, inputs=dict(args.input) or None)
-        summary = graph_summary(graph)
+        summary = prototxt_summary(graph, optimize, passes, skip)
     if args.json:
         print(json.dumps(summary, indent=1))
         return 0
     print(format_summary(summary))
-    if "memory" in summary:
-        m, meta = summary["memory"], summary["metadata"]
-        print(f"\nmemory plan: arena {m['arena_bytes']:,} B; every activation apart "
-              f"{m['naive_bytes']:,} B; lower bound {m['lower_bound_bytes']:,} B")
+    print()
+    print(format_optimization(summary))
+    if "metadata" in summary:
+        meta = summary["metadata"]
         pre = meta["preprocessing"]
         print(f"preprocessing: mean {pre['mean'] or pre['mean_image'] or 'none'}, scale "
               f"{pre['scale']}, {pre['channel_order']}, resize to {pre['input_size']}")

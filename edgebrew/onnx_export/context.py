@@ -50,6 +50,11 @@ class ExportContext:
         """Axes of ``tensor`` whose size scales with the batch (empty when unknown)."""
         return self._batch_axes.get(tensor, frozenset())
 
+    def dynamic_axes(self, tensor: str) -> frozenset:
+        """Axes of ``tensor`` that are symbolic in a dynamic-batch export (empty otherwise):
+        what a mapper must not bake into a constant."""
+        return self.batch_axes(tensor) if self.dynamic_batch else frozenset()
+
     # -- errors ----------------------------------------------------------------------------
     def error(self, message: str, node=None) -> OnnxExportError:
         node = node or self.layer
@@ -99,7 +104,8 @@ class ExportContext:
 
     # -- constants and weights -------------------------------------------------------------
     def _add_initializer(self, name: str, array: np.ndarray) -> str:
-        self.initializers[name] = self._numpy_helper.from_array(np.ascontiguousarray(array), name)
+        array = array if array.flags.c_contiguous else np.array(array, order="C")
+        self.initializers[name] = self._numpy_helper.from_array(array, name)
         self._arrays[name] = array
         return name
 

@@ -115,8 +115,10 @@ def build_model(source, *, opset: int = 17, optimized: bool = True, dynamic_batc
         _np_float32()), _output_dims(graph, batch_axes, t, det_outputs, dynamic_batch))
         for t in graph.output_names]
     name = meta.model_name or graph.name or "edgebrew_model"
+    value_info = _infer_shapes(onnx, helper, ctx, name, g_inputs, g_outputs, opset)
     onnx_graph = helper.make_graph(ctx.nodes, name, g_inputs, g_outputs,
-                                   initializer=list(ctx.initializers.values()))
+                                   initializer=list(ctx.initializers.values()),
+                                   value_info=value_info)
     opsets = [helper.make_opsetid("", opset)]
     model = helper.make_model(onnx_graph, opset_imports=opsets, producer_name="edgebrew",
                               producer_version=__version__,
@@ -127,18 +129,37 @@ def build_model(source, *, opset: int = 17, optimized: bool = True, dynamic_batc
     options = {"opset": opset, "dynamic_batch": bool(dynamic_batch), "optimizer": status,
                "detection_output": detection_output, "precision": "fp32"}
     helper.set_model_props(model, metadata_props(meta, options))
-    if model.ByteSize() > _MAX_PROTO_BYTES:
+    if sum(len(t.raw_data) for t in ctx.initializers.values()) > _MAX_PROTO_BYTES - (1 << 24):
         raise EdgebrewError(f"ONNX export: model '{name}' is over 2 GiB, the limit of a single "
                             "ONNX protobuf file")
+    _check_inferred_shapes(model, graph, batch_axes, det_outputs, dynamic_batch)
+    return model
+
+
+def _infer_shapes(onnx, helper, ctx, name, g_inputs, g_outputs, opset):
+    """ONNX shape inference (strict) and the checker, run on a skeleton of the model whose
+    large weights are typed placeholders (so the weights' bytes are not serialized and parsed
+    twice); returns the inferred value_info for the real model."""
+    small, placeholders = [], []
+    for init in ctx.initializers.values():
+        if init.data_type == onnx.TensorProto.FLOAT and len(init.raw_data) > 1 << 16:
+            placeholders.append(helper.make_tensor_value_info(init.name, init.data_type,
+                                                              list(init.dims)))
+        else:
+            small.append(init)
+    skeleton = helper.make_model(
+        helper.make_graph(ctx.nodes, name, list(g_inputs) + placeholders, g_outputs,
+                          initializer=small),
+        opset_imports=[helper.make_opsetid("", opset)])
+    skeleton.ir_version = _ir_version(helper, list(skeleton.opset_import))
     try:
-        model = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True,
-                                                  data_prop=True)
-        onnx.checker.check_model(model)
+        onnx.checker.check_model(skeleton)
+        inferred = onnx.shape_inference.infer_shapes(skeleton, check_type=True,
+                                                     strict_mode=True, data_prop=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
         raise OnnxExportError(f"ONNX export of '{name}': internal error, the model does not "
                               f"validate: {e}") from None
-    _check_inferred_shapes(model, graph, batch_axes, det_outputs, dynamic_batch)
-    return model
+    return list(inferred.graph.value_info)
 
 
 def save_model(model, path) -> Path:

@@ -5,7 +5,8 @@ and returns ``(optimized graph, log)``, one ``PassRecord`` per pass; ``plan_memo
 activation in one arena and ``check_plan`` verifies a plan.
 """
 from .manager import (PASSES, PLANNER_OPTIONS, Pass, PassRecord, default_pipeline,  # noqa: F401
-                      op_counts, optimize, planner_options, select_passes)
+                      op_counts, optimize, planner_options, planner_records,
+                      select_passes)
 from . import passes  # noqa: F401,E402
 from .passes import DEFAULT_PIPELINE  # noqa: F401,E402
 from .memory_planner import MemoryPlan, check_plan, plan_memory  # noqa: F401,E402

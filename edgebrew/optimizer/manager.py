@@ -160,3 +160,22 @@ def optimize(graph: Graph, passes: Iterable[str] | None = None,
 def op_counts(graph: Graph) -> dict[str, int]:
     """Ops by type (Caffe type names), most frequent first."""
     return dict(Counter(n.op_type for n in graph.nodes).most_common())
+
+
+def planner_records(plan, options: dict[str, bool]) -> list[PassRecord]:
+    """The memory planner's optimizations as pass records, for the report and the bundle's
+    pass log (only those ``options`` turned on)."""
+    out = []
+    if options.get("inplace"):
+        r = PassRecord("inplace_reuse", PLANNER_OPTIONS["inplace_reuse"])
+        for name in plan.inplace_ops:
+            r.add("output written over its input", [name])
+        out.append(r)
+    if options.get("zero_copy_concat"):
+        r = PassRecord("concat_zero_copy", PLANNER_OPTIONS["concat_zero_copy"])
+        for name in plan.zero_copy_concats:
+            r.add("Concat copies nothing", [name])
+        for name, why in plan.concat_copies.items():
+            r.notes.append(f"'{name}' copies: {why}")
+        out.append(r)
+    return out

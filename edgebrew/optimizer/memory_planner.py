@@ -58,6 +58,7 @@ class MemoryPlan:
     aliases: dict[str, tuple[str, int]] = field(default_factory=dict)
     zero_copy_concats: list[str] = field(default_factory=list)   # Concat node names
     inplace_ops: list[str] = field(default_factory=list)   # ops writing over an input
+    concat_copies: dict[str, str] = field(default_factory=dict)   # Concat that copies: why
 
     @property
     def naive_bytes(self) -> int:
@@ -118,29 +119,52 @@ def concat_slices(graph: Graph, node, itemsize: int = 4) -> list[int] | None:
     return offs
 
 
+def zero_copy_blocker(graph: Graph, node, step: int, life, itemsize: int = 4) -> str | None:
+    """Why a Concat (run at ``step``) cannot have its inputs written straight into its output,
+    or None when it can."""
+    slices = concat_slices(graph, node, itemsize)
+    if slices is None:
+        out = graph.shapes[node.outputs[0]]
+        axis = canonical_axis(node, node.attrs["axis"], len(out), node.op)
+        batch = f": zero-copy needs batch 1, this is batch {out[0]}" if axis == 1 else ""
+        return (f"its inputs are not contiguous blocks of the output (the axes before axis "
+                f"{axis} have sizes {tuple(out[:axis])}, not all 1{batch})")
+    if len(set(node.inputs)) != len(node.inputs):
+        return "an input appears twice"
+    graph_inputs = {t.name for t in graph.inputs}
+    for u, off in zip(node.inputs, slices):
+        if u in graph_inputs:
+            return f"input '{u}' is a graph input"
+        if life[u][1] != step:
+            return f"input '{u}' is read after the Concat (or is a graph output)"
+        if off % ALIGN:
+            return f"input '{u}' would start {off} B into the output, not a multiple of {ALIGN}"
+    return None
+
+
 def zero_copy_eligible(graph: Graph, node, step: int, life, itemsize: int = 4) -> bool:
     """A Concat (run at ``step``) whose inputs can all be written straight into its output."""
-    slices = concat_slices(graph, node, itemsize)
-    if slices is None or len(set(node.inputs)) != len(node.inputs):
-        return False
-    graph_inputs = {t.name for t in graph.inputs}
-    return all(u not in graph_inputs and life[u][1] == step and off % ALIGN == 0
-               for u, off in zip(node.inputs, slices))
+    return node.op_type == "Concat" and zero_copy_blocker(graph, node, step, life,
+                                                          itemsize) is None
 
 
 def choose_aliases(graph: Graph, life, sizes, inplace: bool = True,
                    zero_copy_concat: bool = True, itemsize: int = 4):
-    """(aliases, zero-copy Concat names, in-place op names) under the rules above."""
+    """(aliases, zero-copy Concat names, in-place op names, {Concat that copies: why}) under the
+    rules above."""
     aliases: dict[str, tuple[str, int]] = {}
-    zero_copy, inplace_ops = [], []
+    zero_copy, inplace_ops, copies = [], [], {}
     graph_inputs = {t.name for t in graph.inputs}
     for step, node in enumerate(graph.nodes, start=1):
-        if zero_copy_concat and zero_copy_eligible(graph, node, step, life, itemsize):
-            out = node.outputs[0]
-            for u, off in zip(node.inputs, concat_slices(graph, node, itemsize)):
-                aliases[u] = (out, off)
-            zero_copy.append(node.name)
-            continue
+        if zero_copy_concat and node.op_type == "Concat":
+            why = zero_copy_blocker(graph, node, step, life, itemsize)
+            if why is None:
+                out = node.outputs[0]
+                for u, off in zip(node.inputs, concat_slices(graph, node, itemsize)):
+                    aliases[u] = (out, off)
+                zero_copy.append(node.name)
+                continue
+            copies[node.name] = why
         if not inplace or not inplace_capable(node):
             continue
         out = node.outputs[0]
@@ -151,7 +175,7 @@ def choose_aliases(graph: Graph, life, sizes, inplace: bool = True,
                 aliases[x] = (out, 0)
                 inplace_ops.append(node.name)
                 break
-    return aliases, zero_copy, inplace_ops
+    return aliases, zero_copy, inplace_ops, copies
 
 
 def resolve(aliases) -> dict[str, tuple[str, int]]:
@@ -236,8 +260,8 @@ def plan_memory(graph: Graph, itemsize: int = 4, *, inplace: bool = True,
         graph.infer_shapes()
     life = lifetimes(graph)
     sizes = _sizes(graph, life, itemsize)
-    aliases, zero_copy, inplace_ops = choose_aliases(graph, life, sizes, inplace,
-                                                     zero_copy_concat, itemsize)
+    aliases, zero_copy, inplace_ops, copies = choose_aliases(graph, life, sizes, inplace,
+                                                             zero_copy_concat, itemsize)
     roots = resolve(aliases)
     groups: dict[str, dict] = {}
     for t in life:
@@ -258,7 +282,8 @@ def plan_memory(graph: Graph, itemsize: int = 4, *, inplace: bool = True,
     for t in life:
         r, off = roots.get(t, (t, 0))
         offsets[t] = at[r] + off
-    return MemoryPlan(offsets, sizes, life, _align(arena), aliases, zero_copy, inplace_ops)
+    return MemoryPlan(offsets, sizes, life, _align(arena), aliases, zero_copy, inplace_ops,
+                      copies)
 
 
 def plan_from_offsets(graph: Graph, offsets: dict[str, int], arena_bytes: int,

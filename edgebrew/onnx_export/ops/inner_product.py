@@ -16,7 +16,7 @@ def inner_product(ctx, node):
     a, x, out = node.attrs, node.inputs[0], node.outputs[0]
     shape = ctx.shape(x)
     axis = canonical_axis(node, a["axis"], len(shape), node.op)
-    if axis == 0 and ctx.batch_axes(x):
+    if axis == 0 and ctx.dynamic_axes(x):
         raise ctx.error("axis 0 flattens the batch into the weight's input size, so the layer "
                         "only fits one batch size: export without dynamic_batch")
     flat = x

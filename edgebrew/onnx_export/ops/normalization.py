@@ -46,14 +46,14 @@ def _operand(ctx, node, rank, axis, weight_index=None, tensor=None):
     if tensor is not None:
         oshape = ctx.shape(tensor)
         start = _span_start(ctx, node, rank, axis, len(oshape))
-        if start in ctx.batch_axes(node.inputs[0]) and 0 not in ctx.batch_axes(tensor):
+        if start in ctx.dynamic_axes(node.inputs[0]) and 0 not in ctx.dynamic_axes(tensor):
             raise ctx.error("the operand spans the batch axis but does not scale with it")
         trailing = rank - start - len(oshape)
         return unsqueeze(ctx, tensor, range(len(oshape), len(oshape) + trailing),
                          ctx.fresh("operand")) if trailing else tensor
     w = ctx.weight_array(node, weight_index)
     start = _span_start(ctx, node, rank, axis, w.ndim)
-    if w.ndim and start in ctx.batch_axes(node.inputs[0]):
+    if w.ndim and start in ctx.dynamic_axes(node.inputs[0]):
         raise ctx.error(f"the weight blob {w.shape} spans the batch axis (axis {start}): the "
                         "layer only fits one batch size")
     return ctx.weight(node, weight_index, w.reshape(broadcast_shape(w.shape, start, rank)))

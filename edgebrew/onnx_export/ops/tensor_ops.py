@@ -40,7 +40,7 @@ def concat(ctx, node):
 def slice_op(ctx, node):
     x = node.inputs[0]
     axis, sizes = node.op._sizes(node, ctx.shape(x))
-    if axis in ctx.batch_axes(x):
+    if axis in ctx.dynamic_axes(x):
         raise ctx.error(f"slicing axis {axis}, which scales with the batch, has fixed slice "
                         "points: export without dynamic_batch")
     if len(node.outputs) == 1:
@@ -96,7 +96,7 @@ def crop(ctx, node):
     s0, s1 = ctx.shape(x), ctx.shape(ref)
     offsets, shape = node.op._plan(node, s0, s1)
     axes = [i for i in range(len(s0)) if offsets[i] != 0 or shape[i] != s0[i]]
-    batch = ctx.batch_axes(x) | ctx.batch_axes(ref)
+    batch = ctx.dynamic_axes(x) | ctx.dynamic_axes(ref)
     if any(i in batch for i in axes):
         raise ctx.error("cropping an axis that scales with the batch: export without "
                         "dynamic_batch")
@@ -125,7 +125,7 @@ def argmax(ctx, node):
     if axis is not None:
         rows, ax = x, axis
     else:
-        rows = reshape_to(ctx, x, [0 if 0 in ctx.batch_axes(x) else shape[0], -1],
+        rows = reshape_to(ctx, x, [0, -1],
                           ctx.fresh("rows"))
         ax = 1
     dim = shape[axis] if axis is not None else int(np.prod(shape[1:]))

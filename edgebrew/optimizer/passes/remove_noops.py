@@ -6,9 +6,10 @@
 * Reshape / Flatten read only by InnerProducts whose flattening gives the same (M, K) either way
   (e.g. Flatten(axis 1) -> InnerProduct(axis 1)): the InnerProduct reads the unflattened tensor.
 
-Names: when the removed op's output is a graph output, the op's input takes that name (its
-producer writes the name the user fetches); if that cannot be done (the input is a graph input or
-also a graph output), the op stays.
+Names: when the removed op is its input's only reader, the input takes the op's output name (the
+producer then writes the blob's later name, e.g. an in-place Dropout's blob keeps its final name);
+otherwise the op's readers read its input. A graph output's name always survives. When both the input and the output are
+named by the user (graph input or output), the op stays.
 """
 from __future__ import annotations
 
@@ -58,11 +59,15 @@ def _remove(graph: Graph, node: Node, record: PassRecord, kind: str) -> bool:
     kept = [y for y in outs if is_graph_output(graph, y)]
     if len(kept) > 1:
         return False
-    if kept:
-        if is_graph_input(graph, x) or is_graph_output(graph, x):
-            return False
-        rename_tensor(graph, x, kept[0])     # the producer writes the name the user fetches
-        x = kept[0]
+    renameable = not is_graph_input(graph, x) and not is_graph_output(graph, x)
+    if kept and not renameable:
+        return False
+    sole = [n is node for n in graph.consumers().get(x, [])] == [True]
+    if kept or (renameable and sole and len(outs) == 1):
+        # The producer writes the removed op's output name: the user's (graph output) or the
+        # blob's later name (an in-place Dropout's output is the blob's final version).
+        rename_tensor(graph, x, (kept or outs)[0])
+        x = (kept or outs)[0]
     graph.nodes.remove(node)
     for y in outs:
         if y != x:

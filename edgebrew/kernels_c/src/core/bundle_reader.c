@@ -197,7 +197,7 @@ static int offset_field(eb_fb *r, const eb_fb_table *t, int id, size_t *target, 
 }
 
 int eb_fb_table_field(eb_fb *r, const eb_fb_table *t, int id, eb_fb_table *out, int *present) {
-    size_t tgt;
+    size_t tgt = 0;
     memset(out, 0, sizeof *out);
     if (offset_field(r, t, id, &tgt, present)) return -1;
     if (!*present) return 0;
@@ -221,7 +221,7 @@ static int string_at(eb_fb *r, size_t pos, const char **out, uint32_t *len) {
 
 int eb_fb_string(eb_fb *r, const eb_fb_table *t, int id, const char **out, uint32_t *len,
                  int *present) {
-    size_t tgt;
+    size_t tgt = 0;
     if (out) *out = NULL;
     if (len) *len = 0;
     if (offset_field(r, t, id, &tgt, present)) return -1;
@@ -250,7 +250,7 @@ static int vector_at(eb_fb *r, size_t pos, uint32_t elem, uint32_t align, eb_fb_
 
 int eb_fb_vector(eb_fb *r, const eb_fb_table *t, int id, uint32_t elem, uint32_t align,
                  eb_fb_vec *out, int *present) {
-    size_t tgt;
+    size_t tgt = 0;
     memset(out, 0, sizeof *out);
     out->elem = elem;
     if (elem == 0) return fail(r, "bad vector element size");
@@ -260,7 +260,7 @@ int eb_fb_vector(eb_fb *r, const eb_fb_table *t, int id, uint32_t elem, uint32_t
 }
 
 int eb_fb_vec_table(eb_fb *r, const eb_fb_vec *v, uint32_t i, eb_fb_table *out) {
-    size_t tgt;
+    size_t tgt = 0;
     memset(out, 0, sizeof *out);
     if (i >= v->len || v->elem != 4) return fail(r, "vector index %u out of range", (unsigned)i);
     if (follow(r, v->data + (size_t)i * 4, &tgt)) return -1;
@@ -268,7 +268,7 @@ int eb_fb_vec_table(eb_fb *r, const eb_fb_vec *v, uint32_t i, eb_fb_table *out) 
 }
 
 int eb_fb_vec_string(eb_fb *r, const eb_fb_vec *v, uint32_t i, const char **out, uint32_t *len) {
-    size_t tgt;
+    size_t tgt = 0;
     if (out) *out = NULL;
     if (len) *len = 0;
     if (i >= v->len || v->elem != 4) return fail(r, "vector index %u out of range", (unsigned)i);

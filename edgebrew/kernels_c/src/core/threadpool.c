@@ -60,9 +60,10 @@ static void *worker_main(void *p) {
     worker_arg *arg = (worker_arg *)p;
     eb_pool *pool = arg->pool;
     const int me = arg->index;
+    /* Jobs are numbered from 1: a worker that starts late still sees job 1 (a job is not
+     * finished, so the next cannot be posted, until every worker has taken part). */
     uint64_t seen = 0;
     pthread_mutex_lock(&pool->mu);
-    seen = pool->generation;
     for (;;) {
         while (!pool->stop && pool->generation == seen) pthread_cond_wait(&pool->cv_work, &pool->mu);
         if (pool->stop) break;

@@ -4,10 +4,11 @@
  * normalize_variance divide by sqrt(E[(x - mean)^2]) + eps. The input has 1 to 4 axes and the
  * output is its shape padded with 1s to 4 axes (Caffe's legacy N, C, H, W accessors).
  *
- * Sums are accumulated in double in a fixed order (ebo_sum_op); the mean and the deviation are
- * then float32 as in the reference: mean = sum * (1 / dim), std = sqrt(var) + eps,
- * y = (x - mean) / std. Each group is computed by one thread, so results do not depend on the
- * thread count.
+ * Same formulas as the reference (mean = sum / dim, var = sum((x - mean)^2) / dim,
+ * std = sqrt(var) + eps, y = (x - mean) / std), computed in double with sums in a fixed order
+ * and rounded to float32 at the end: when the mean is large against the spread (x - mean
+ * cancels), float32 intermediates would lose the digits the float64 reference keeps. Each
+ * group is computed by one thread, so results do not depend on the thread count.
  */
 #include "ops_common.h"
 
@@ -27,20 +28,31 @@ static void mvn_range(void *vctx, int64_t begin, int64_t end, int thread)
 {
     const mvn_ctx *c = (const mvn_ctx *)vctx;
     const int64_t dim = c->p->dim;
-    const float inv_dim = 1.0f / (float)dim;
+    const double inv_dim = 1.0 / (double)dim;
     (void)thread;
     for (int64_t g = begin; g < end; g++) {
         const float *restrict x = c->x + g * dim;
         float *restrict y = c->y + g * dim;
-        const float mean = (float)ebo_sum_op(x, dim, 0, 0.0f) * inv_dim;
+        const double mean = ebo_sum_op(x, dim, 0, 0.0f) * inv_dim;
         if (c->p->normalize_variance) {
-            const float var = (float)ebo_sum_op(x, dim, 3, mean) * inv_dim;
-            const float std = sqrtf(var) + c->p->eps;
-            for (int64_t i = 0; i < dim; i++)
-                y[i] = (x[i] - mean) / std;
+            double acc[EBO_LANES] = {0};
+            int64_t i = 0, nv = dim - dim % EBO_LANES;
+            for (; i < nv; i += EBO_LANES)
+                for (int l = 0; l < EBO_LANES; l++) {
+                    double d = (double)x[i + l] - mean;
+                    acc[l] += d * d;
+                }
+            for (int l = 0; i < dim; i++, l++) {
+                double d = (double)x[i] - mean;
+                acc[l] += d * d;
+            }
+            const double var = ebo_lanes_total(acc) * inv_dim;
+            const double inv_std = 1.0 / (sqrt(var) + (double)c->p->eps);
+            for (i = 0; i < dim; i++)
+                y[i] = (float)(((double)x[i] - mean) * inv_std);
         } else {
             for (int64_t i = 0; i < dim; i++)
-                y[i] = x[i] - mean;
+                y[i] = (float)((double)x[i] - mean);
         }
     }
 }
