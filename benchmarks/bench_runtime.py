@@ -5,7 +5,8 @@
 Each (engine, net, threads) runs in its own subprocess, so load time and peak RSS are its own.
 Nets use the zoo prototxts with random weights (open_nsfw with its real weights). The table
 gives absolute edgebrew figures and the peers as ratios: peer / edgebrew for latency and load
-(> 1: edgebrew is faster), and for peak memory. onnxruntime runs when edgebrew can export ONNX
+(> 1: edgebrew is faster), and for memory (peak RSS above the process's footprint after its
+imports, i.e. what loading and running the model added). onnxruntime runs when edgebrew can export ONNX
 (edgebrew.export_onnx); otherwise its column says why not.
 """
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -57,17 +57,42 @@ def prepare(net: str, workdir: Path) -> dict:
             "onnx": str(onnx_path) if onnx_path else None, "inputs": inputs}
 
 
+def _status_mib(key: str) -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _reset_peak() -> None:
+    """Linux: writing 5 to clear_refs resets the peak RSS (VmHWM) to the current RSS."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
 def worker(engine: str, spec: dict, threads: int, runs: int) -> dict:
+    """Load and run one engine; imports happen before the clock starts, and memory is the peak
+    RSS above what the process held after its imports (the model's own footprint)."""
     rng = np.random.default_rng(0)
     feeds = {k: rng.standard_normal(s).astype(np.float32) for k, s in spec["inputs"].items()}
-    t0 = time.perf_counter()
     if engine == "edgebrew":
         import edgebrew
-        sess = edgebrew.Session(spec["brew"], threads=threads)
-        run = lambda: sess.run(feeds)  # noqa: E731
     elif engine == "opencv":
         import cv2
         cv2.setNumThreads(threads)
+    else:
+        import onnxruntime as ort
+    base = _status_mib("VmRSS")
+    _reset_peak()
+    t0 = time.perf_counter()
+    if engine == "edgebrew":
+        sess = edgebrew.Session(spec["brew"], threads=threads)
+        run = lambda: sess.run(feeds)  # noqa: E731
+    elif engine == "opencv":
         net = cv2.dnn.readNetFromCaffe(spec["prototxt"], spec["caffemodel"])
         outs = net.getUnconnectedOutLayersNames()
 
@@ -76,7 +101,6 @@ def worker(engine: str, spec: dict, threads: int, runs: int) -> dict:
                 net.setInput(v, k)
             return net.forward(outs)
     else:
-        import onnxruntime as ort
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
@@ -91,10 +115,11 @@ def worker(engine: str, spec: dict, threads: int, runs: int) -> dict:
         t0 = time.perf_counter()
         run()
         times.append(time.perf_counter() - t0)
+    peak = _status_mib("VmHWM")
     return {"load_ms": load * 1e3, "first_ms": first * 1e3,
             "median_ms": float(np.median(times)) * 1e3,
             "p90_ms": float(np.percentile(times, 90)) * 1e3,
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "peak_rss_mib": max(peak - base, 0.1)}
 
 
 def measure(engine, spec, threads, runs):
@@ -147,7 +172,7 @@ def ratio(peer, eb, key):
 
 def print_row(net, threads, eb, cv, ort, header=False):
     if header:
-        print(f"{'net':18} {'thr':>3} | {'edgebrew median':>15} {'load':>8} {'RSS MiB':>8} | "
+        print(f"{'net':18} {'thr':>3} | {'edgebrew median':>15} {'load':>8} {'mem MiB':>8} | "
               f"{'OpenCV/eb lat':>13} {'load':>6} {'RSS':>6} | {'ORT/eb lat':>10} {'load':>6} "
               f"{'RSS':>6}")
     if "error" in eb:

@@ -5,6 +5,11 @@
  * attributes rounded to float32 first. NaN behaves as there: max/min are written as C++'s
  * std::max/std::min-like selects so a NaN input propagates where NumPy's maximum/minimum do.
  *
+ * Three formulas are evaluated in an equal form without the float32 cancellation of the
+ * reference's literal form (which the float64 reference does not suffer): ELU's exp(x) - 1 as
+ * expm1f(x), BNLL's log(1 + exp(-|x|)) as log1pf(exp(-|x|)), and Sigmoid's
+ * 0.5 tanh(0.5 x) + 0.5 as 1 / (1 + exp(-x)).
+ *
  * In place: the output may be the input's memory. The loops read x[i] and then write y[i] at
  * the same index only, so x == y is correct; the pointers are deliberately not `restrict`
  * (gcc versions these loops with a run-time overlap check that accepts x == y and vectorizes
@@ -44,14 +49,15 @@ static void k_elu(const float *x, float *y, int64_t n, float alpha)
         float v = x[i];
         float mx = v < 0.0f ? 0.0f : v;
         float mn = 0.0f < v ? 0.0f : v;
-        y[i] = mx + alpha * (expf(mn) - 1.0f);
+        y[i] = mx + alpha * expm1f(mn); /* exp(mn) - 1 without its cancellation near 0 */
     }
 }
 
 static void k_sigmoid(const float *x, float *y, int64_t n)
 {
+    /* = 0.5 tanh(0.5 x) + 0.5, whose float32 form cancels for x << 0 */
     for (int64_t i = 0; i < n; i++)
-        y[i] = 0.5f * tanhf(0.5f * x[i]) + 0.5f;
+        y[i] = 1.0f / (1.0f + expf(-x[i]));
 }
 
 static void k_tanh(const float *x, float *y, int64_t n)
@@ -72,7 +78,7 @@ static void k_bnll(const float *x, float *y, int64_t n)
     for (int64_t i = 0; i < n; i++) {
         float v = x[i];
         float pos = v > 0.0f ? v : 0.0f;
-        y[i] = pos + logf(1.0f + expf(-fabsf(v)));
+        y[i] = pos + log1pf(expf(-fabsf(v))); /* log(1 + e): no rounding of 1 + e */
     }
 }
 
