@@ -25,6 +25,8 @@ import os
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import EdgebrewError
 from ..ir import Graph, TensorInfo
 from .context import ExportContext, OnnxExportError
@@ -105,15 +107,18 @@ def build_model(source, *, opset: int = 17, optimized: bool = True, dynamic_batc
         if missing:
             raise ctx.error(f"internal: the ONNX mapping did not produce {missing}")
     ctx.layer = None
+    if sum(len(t.raw_data) for t in ctx.initializers.values()) > _MAX_PROTO_BYTES - (1 << 24):
+        raise EdgebrewError(f"ONNX export: '{graph.name}' has over 2 GiB of weights, the limit "
+                            "of a single ONNX protobuf file")
 
     det_outputs = {t for n in graph.nodes if n.op_type == "DetectionOutput" for t in n.outputs}
-    g_inputs = [helper.make_tensor_value_info(t.name, _elem_type(t.dtype),
+    float_type = helper.np_dtype_to_tensor_dtype(np.dtype(np.float32))
+    g_inputs = [helper.make_tensor_value_info(t.name, float_type,
                                               ["N"] + list(t.shape[1:]) if dynamic_batch
                                               else list(t.shape))
                 for t in graph.inputs]
-    g_outputs = [helper.make_tensor_value_info(t, helper.np_dtype_to_tensor_dtype(
-        _np_float32()), _output_dims(graph, batch_axes, t, det_outputs, dynamic_batch))
-        for t in graph.output_names]
+    g_outputs = [helper.make_tensor_value_info(t, float_type, _output_dims(
+        graph, batch_axes, t, det_outputs, dynamic_batch)) for t in graph.output_names]
     name = meta.model_name or graph.name or "edgebrew_model"
     value_info = _infer_shapes(onnx, helper, ctx, name, g_inputs, g_outputs, opset)
     onnx_graph = helper.make_graph(ctx.nodes, name, g_inputs, g_outputs,
@@ -129,9 +134,6 @@ def build_model(source, *, opset: int = 17, optimized: bool = True, dynamic_batc
     options = {"opset": opset, "dynamic_batch": bool(dynamic_batch), "optimizer": status,
                "detection_output": detection_output, "precision": "fp32"}
     helper.set_model_props(model, metadata_props(meta, options))
-    if sum(len(t.raw_data) for t in ctx.initializers.values()) > _MAX_PROTO_BYTES - (1 << 24):
-        raise EdgebrewError(f"ONNX export: model '{name}' is over 2 GiB, the limit of a single "
-                            "ONNX protobuf file")
     _check_inferred_shapes(model, graph, batch_axes, det_outputs, dynamic_batch)
     return model
 
@@ -310,21 +312,8 @@ def _batch_axes(graph: Graph, dynamic: bool):
             raise OnnxExportError(f"ONNX export with dynamic_batch: the net does not fit every "
                                   f"batch size: {e}") from None
         return {}
-    finally:
-        graph.infer_shapes()        # the nodes are shared: leave the graph as it was
     return {t: frozenset(i for i, (a, b) in enumerate(zip(s, two[t])) if a != b)
             for t, s in one.items()}
-
-
-def _np_float32():
-    import numpy as np
-    return np.dtype(np.float32)
-
-
-def _elem_type(dtype):
-    from onnx import helper
-    return helper.np_dtype_to_tensor_dtype(_np_float32() if dtype is None else __import__(
-        "numpy").dtype(dtype))
 
 
 def _output_dims(graph, batch_axes, t, det_outputs, dynamic):

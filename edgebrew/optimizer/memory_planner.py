@@ -22,9 +22,10 @@ groups are placed in several orders (by size, by size x lifetime, by first step,
 the lowest 64-aligned offset where none of their rectangles meets a placed one, and the smallest
 arena wins.
 
-Reported figures: ``naive_bytes`` — every activation in its own slot; ``lower_bound_bytes`` — the
-most bytes live at any one step, counting aliased tensors once (what they occupy together), so no
-placement with these aliases can use less. ``check_plan`` verifies a plan against the graph.
+Reported figures: ``naive_bytes`` — every activation in its own slot; ``lower_bound_bytes`` —
+the most bytes live at any one step, counting aliased tensors once (what they occupy together),
+so no placement with these aliases can use less. ``check_plan`` verifies a plan against the
+graph.
 """
 from __future__ import annotations
 

@@ -47,13 +47,33 @@ def assert_close(got, ref, what):
         assert err <= TOL, f"{what}: relative error {err:.3g}"
 
 
-def check(op, attrs, inputs, weights=(), threads=(1, 3)):
-    """C vs the float64 reference; every thread count in `threads` gives the same bits."""
+LINEAR = {"Convolution", "Deconvolution", "InnerProduct"}
+
+
+def check(op, attrs, inputs, weights=(), threads=(1, 3), ref_dtype=np.float64):
+    """C vs the float64 reference; every thread count in `threads` gives the same bits.
+
+    For the linear ops (and AVE pooling), when the outputs cancel (a dot product of many terms
+    that sums to nearly zero), max|ref| says nothing about what float32 accumulation can reach;
+    there the bound is taken relative to the reference on |inputs| and |weights| (the sum of
+    the terms' magnitudes), the classic forward-error bound of a float32 sum."""
     inputs = [f32(x) for x in inputs]
     weights = [f32(w) for w in weights]
-    (ref,) = run_op(op, attrs, inputs, weights, dtype=np.float64)
+    (ref,) = run_op(op, attrs, inputs, weights, dtype=ref_dtype)
+    ref = ref.astype(np.float64)
     outs = [run_op_c(op, attrs, inputs, weights, threads=t)[0] for t in threads]
-    assert_close(outs[0], ref, f"{op} {attrs}")
+    what = f"{op} {attrs}"
+    try:
+        assert_close(outs[0], ref, what)
+    except AssertionError:
+        if not (op in LINEAR or (op == "Pooling" and attrs.get("method") == "AVE")):
+            raise
+        (mag,) = run_op(op, attrs, [np.abs(x) for x in inputs], [np.abs(w) for w in weights],
+                        dtype=np.float64)
+        ok = ~np.isnan(ref)
+        np.testing.assert_array_equal(np.isnan(outs[0]), ~ok, err_msg=what)
+        err = np.max(np.abs(outs[0][ok] - ref[ok])) / np.max(np.abs(mag[ok]))
+        assert err <= TOL, f"{what}: error {err:.3g} relative to the sum of magnitudes"
     for t, o in zip(threads[1:], outs[1:]):
         assert o.tobytes() == outs[0].tobytes(), f"{op} {attrs}: {t} threads differ from {threads[0]}"
     return outs[0]
@@ -264,11 +284,14 @@ def lrn_cases(draw):
     return attrs, normal(draw(seeds), shape, scale)
 
 
+# ACROSS_CHANNELS is defined by Caffe's float32 running sum (add the entering square, subtract
+# the leaving one), which the reference reproduces in the input's dtype: with large inputs its
+# cancellation error is part of the semantics, so the oracle is the reference run in float32.
 @SETTINGS
 @given(lrn_cases())
 def test_lrn(case):
     attrs, x = case
-    check("LRN", attrs, [x])
+    check("LRN", attrs, [x], ref_dtype=np.float32)
 
 
 def test_lrn_alexnet():

@@ -91,7 +91,25 @@ def test_elu(shape, seed, alpha):
 @given(op=st.sampled_from(["Sigmoid", "TanH", "AbsVal", "BNLL", "Dropout"]), shape=shapes,
        seed=seeds, scale=st.sampled_from([1.0, 5.0, 30.0]))
 def test_parameterless(op, shape, seed, scale):
-    check(op, {}, [normal(rng_of(seed), shape, scale)], exact=op in ("AbsVal", "Dropout"))
+    x = normal(rng_of(seed), shape, scale)
+    if op in ("Sigmoid", "BNLL"):
+        x = np.maximum(x, f32(-20))   # below, the float64 reference itself cancels
+    check(op, {}, [x], exact=op in ("AbsVal", "Dropout"))
+
+
+@pytest.mark.parametrize("op,attrs", [("Sigmoid", {}), ("BNLL", {}), ("ELU", {}),
+                                      ("ELU", dict(alpha=0.25)), ("TanH", {})])
+def test_activation_tails_elementwise(op, attrs):
+    """Each value to 1e-5 of itself, tails included, where a float32 evaluation of these
+    formulas cancels (Sigmoid's 0.5 tanh(0.5 x) + 0.5 is off by 1e-3 at x = -10 in float32).
+    Below x = -20, and for |x| < 1e-9 in ELU, the float64 reference itself cancels (its
+    digits there depend on the libm), so the sweep stops there."""
+    x = f32(np.concatenate([np.linspace(-20, 60, 321), -np.logspace(-9, 1.3, 60),
+                            np.logspace(-9, 1.5, 60), [0.0]]))
+    (ref,) = run_op(op, attrs, [x], dtype=np.float64)
+    (got,) = run_op_c(op, attrs, [x])
+    bad = np.abs(got - ref) > 1e-5 * np.abs(ref) + 1e-37
+    assert not bad.any(), list(zip(x[bad], got[bad], ref[bad]))[:5]
 
 
 @SETTINGS
@@ -374,6 +392,15 @@ def test_permute_ssd_layout():
     np.testing.assert_array_equal(y, x.transpose(0, 2, 3, 1))
 
 
+@pytest.mark.parametrize("order", [(2, 3, 0, 1), (3, 0, 2), (0, 3, 1, 2), (1, 3, 2, 0)])
+def test_permute_tiles_with_remainders(order):
+    """Gathers done in tiles along the input's last axis (35 = 2 tiles of 16 + 3)."""
+    x = normal(rng_of(6), (3, 17, 5, 35))
+    (y,) = check("Permute", dict(order=order), [x], exact=True)
+    full = list(order) + [i for i in range(4) if i not in order]
+    np.testing.assert_array_equal(y, x.transpose(full))
+
+
 # -- ArgMax, Reduction -------------------------------------------------------------------------
 @SETTINGS
 @given(shape=shapes, seed=seeds, data=st.data(), out_max_val=st.booleans(),
@@ -396,6 +423,21 @@ def test_argmax_ties_take_the_larger_index():
     x = f32([[[1, 3, 3, 2, 3]]])
     (y,) = run_op_c("ArgMax", dict(top_k=3, out_max_val=True), [x])
     np.testing.assert_array_equal(y.reshape(2, 3), [[4, 2, 1], [3, 3, 3]])
+
+
+@pytest.mark.parametrize("attrs", [dict(top_k=1), dict(top_k=3, out_max_val=True),
+                                   dict(axis=1, top_k=1), dict(axis=1, top_k=1, out_max_val=True),
+                                   dict(axis=-1, top_k=1), dict(axis=1, top_k=2)])
+def test_argmax_nan_ranks_last_and_ties(attrs):
+    """NaN ranks below every number (the reference's sort puts it last); rows of only NaN
+    pick the largest index; ties go to the larger index. 300 inner positions: two blocks of the
+    strided top-1 path; rows of 1800: the lane path."""
+    rng = rng_of(4)
+    x = f32(rng.integers(-3, 4, (2, 6, 300)))
+    x[rng.random(x.shape) < 0.2] = np.nan
+    x[0, :, 7] = np.nan                 # a column of NaN only
+    x[1, 2, :] = np.nan                 # a row of NaN only
+    check("ArgMax", attrs, [x], exact=True)
 
 
 def test_argmax_large_top_k():
@@ -476,14 +518,14 @@ def test_threads_bit_identical(case):
 
 
 # -- in place: the output in the first input's memory ------------------------------------------
-def run_c_in_place(op, attrs, inputs, weights=(), threads=1):
-    """Like run_op_c, with the memory plan putting out0 at in0's offset."""
+def run_c_in_place(op, attrs, inputs, weights=(), threads=1, over=0):
+    """Like run_op_c, with the memory plan putting out0 at input `over`'s offset."""
     from edgebrew.bundle import Bundle
     from edgebrew.optimizer.memory_planner import plan_memory
     from edgebrew.runtime import Session
     g = one_op_graph(op, attrs, [np.shape(x) for x in inputs], [f32(w) for w in weights])
     plan = plan_memory(g)
-    plan.offsets["out0"] = plan.offsets["in0"]
+    plan.offsets["out0"] = plan.offsets[f"in{over}"]
     with Session(Bundle(g, plan=plan), threads=threads) as s:
         return s.run({f"in{i}": f32(x) for i, x in enumerate(inputs)})["out0"]
 
@@ -696,3 +738,55 @@ def test_c_validation_matches_the_ir(op, data):
     ref = run_op(op, attrs2, inputs, [f32(w) for w in weights], n_out, dtype=np.float64)
     for i, r in enumerate(ref):
         assert rel_error(got[f"out{i}"], r) <= TOL
+
+
+@pytest.mark.parametrize("case", BIG_CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(BIG_CASES)])
+def test_wrong_declared_output_shape_fails(case):
+    """An output declared with a shape other than the one the op computes is refused."""
+    from edgebrew.bundle import Bundle
+    from edgebrew.errors import EdgebrewError
+    from edgebrew.runtime import Session
+    op, attrs, inputs, weights, n_out = case
+    for variant in ("grow", "extra_axis"):
+        g = one_op_graph(op, attrs, [np.shape(x) for x in inputs], [f32(w) for w in weights],
+                         n_out)
+        out = g.nodes[0].outputs[-1]
+        shape = g.shapes[out]
+        if variant == "grow":
+            g.shapes[out] = shape[:-1] + (shape[-1] + 1,) if shape else (2,)
+        else:
+            g.shapes[out] = shape + (1,)
+        with pytest.raises(EdgebrewError) as info:
+            Session(Bundle(g))
+        assert "EB_ERR_INVALID_BUNDLE" in str(info.value), str(info.value)
+        assert f"({op})" in str(info.value) or "shape" in str(info.value), str(info.value)
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+@pytest.mark.parametrize("over", [1, 2])
+@pytest.mark.parametrize("op", ["SUM", "PROD", "MAX"])
+def test_eltwise_output_over_a_later_input(op, over, threads):
+    """The planner may put Eltwise's output over any of its inputs."""
+    rng = rng_of(12)
+    inputs = [normal(rng, BIG) for _ in range(3)]
+    attrs = dict(operation=op, coeff=(0.5, -1.0, 2.0)) if op == "SUM" else dict(operation=op)
+    (separate,) = check("Eltwise", attrs, inputs, exact=op == "MAX")
+    got = run_c_in_place("Eltwise", attrs, inputs, threads=threads, over=over)
+    assert got.tobytes() == separate.tobytes()
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_concat_zero_copy_layout(threads):
+    """Inputs placed inside the output (the planner's Concat zero copy): nothing to copy."""
+    from edgebrew.bundle import Bundle
+    from edgebrew.optimizer.memory_planner import plan_memory
+    from edgebrew.runtime import Session
+    rng = rng_of(13)
+    a, b = normal(rng, (1, 16, 40, 40)), normal(rng, (1, 8, 40, 40))
+    g = one_op_graph("Concat", dict(axis=1), [a.shape, b.shape])
+    plan = plan_memory(g)
+    plan.offsets["in0"] = plan.offsets["out0"]
+    plan.offsets["in1"] = plan.offsets["out0"] + a.nbytes
+    with Session(Bundle(g, plan=plan), threads=threads) as s:
+        y = s.run({"in0": a, "in1": b})["out0"]
+    np.testing.assert_array_equal(y, np.concatenate([a, b], axis=1))

@@ -4,7 +4,6 @@ import json
 import sys
 
 import numpy as np
-import onnx
 import pytest
 
 import edgebrew
@@ -14,7 +13,7 @@ from edgebrew.errors import EdgebrewError
 from edgebrew.ir import Graph, Node, TensorInfo
 from edgebrew.onnx_export import OnnxExportError, build_model, export_onnx
 from edgebrew.onnx_export.registry import MAPPERS, Mapping
-from onnx_testing import check, export_and_compare, run_onnx, session
+from onnx_testing import check, export_and_compare, onnx, run_onnx, session
 
 EXAMPLE = REPO / "examples" / "lenet_mnist"
 PROTOTXT, WEIGHTS = EXAMPLE / "lenet_deploy.prototxt", EXAMPLE / "lenet_mnist.caffemodel"
@@ -264,3 +263,14 @@ def test_cli_errors(tmp_path, capsys):
                  "--opset", "9"]) == 1
     assert "opset 9" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_every_ir_op_has_a_mapping():
+    import edgebrew.onnx_export.ops  # noqa: F401  (registers the mappings)
+    from edgebrew.ir.ops import OPS
+    assert sorted(OPS) == sorted(MAPPERS)
+    for op_type, mapping in MAPPERS.items():
+        declared = {a.name for a in OPS[op_type].attrs}
+        assert mapping.attrs <= declared | {"negative_slope", "clip_min", "clip_max",
+                                            "activation"}, op_type
+        assert declared <= mapping.attrs, (op_type, declared - mapping.attrs)

@@ -45,8 +45,8 @@ def detection_graph(attrs, n, p_side, n_priors_attrs, seed, ties=False, scale=0.
     """PriorBox over a p_side x p_side map + DetectionOutput fed by graph inputs loc and conf."""
     nc = attrs["num_classes"]
     prior = Node("priors", "PriorBox", ["feat", "img"], ["priors"], dict(n_priors_attrs))
-    g0 = Graph("pb", [TensorInfo("feat", (1, 1, p_side, p_side)), TensorInfo("img", (1, 3, 60, 60))],
-               [prior], ["priors"])
+    g0 = Graph("pb", [TensorInfo("feat", (1, 1, p_side, p_side)),
+                      TensorInfo("img", (1, 3, 60, 60))], [prior], ["priors"])
     g0.infer_shapes()
     prior_value = reference.run(g0, {"feat": np.zeros((1, 1, p_side, p_side), np.float32),
                                      "img": np.zeros((1, 3, 60, 60), np.float32)})["priors"]
@@ -119,8 +119,10 @@ def test_detection_output_dynamic_batch(batch):
     assert_same_detections(run_onnx(model, feeds)["det"], reference.run(g, feeds)["det"])
 
 
-def test_no_detection_gives_one_row_per_image():
-    attrs = dict(num_classes=3, confidence_threshold=0.9999, code_type="CENTER_SIZE")
+@pytest.mark.parametrize("keep_top_k, top_k", [(-1, -1), (5, 3)])
+def test_no_detection_gives_one_row_per_image(keep_top_k, top_k):
+    attrs = dict(num_classes=3, confidence_threshold=0.9999, code_type="CENTER_SIZE",
+                 keep_top_k=keep_top_k, top_k=top_k)
     g, feeds = detection_graph(attrs, 2, 2, PRIORS, seed=3)
     ref = reference.run(g, feeds)["det"]
     assert ref.shape == (1, 1, 2, 7) and (ref[..., 1:] == -1).all()

@@ -382,8 +382,8 @@ def test_batch_norm_factor(data):
     c = s[1]
     rng = np.random.default_rng(17)
     factor = data.draw(st.sampled_from([0.0, 1.0, 0.5, 999.98]))
-    weights = [rng.normal(0, 0.5, c).astype(np.float32), rng.uniform(0.5, 1.5, c).astype(np.float32),
-               np.array([factor], np.float32)]
+    weights = [rng.normal(0, 0.5, c).astype(np.float32),
+               rng.uniform(0.5, 1.5, c).astype(np.float32), np.array([factor], np.float32)]
     g = graph_or_skip("BatchNorm", dict(eps=data.draw(st.sampled_from([1e-5, 1e-3, 0.1]))), [s],
                       weights)
     export_and_compare(g, feeds_for(g, rng))

@@ -5,13 +5,12 @@ unoptimized graph: relative error <= 1e-4. With dynamic_batch, batch 1 and 4 fro
 Besides the graph outputs, the input of each final Softmax and of each DetectionOutput is compared
 too (a softmax of random weights is often saturated, which would hide errors)."""
 import numpy as np
-import onnx
 import pytest
 
 import edgebrew
 from caffe_files import random_weights, write_caffemodel
 from conftest import shared_path
-from onnx_testing import assert_matches, check, run_onnx
+from onnx_testing import assert_matches, check, onnx, run_onnx
 
 NETS = {
     "lenet": ("deploy.prototxt", None),

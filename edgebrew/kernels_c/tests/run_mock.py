@@ -44,6 +44,7 @@ def lib():
         _lib = ctypes.CDLL(path)
         _lib.mock_run_op.restype = ctypes.c_int
         _lib.mock_isa.restype = ctypes.c_char_p
+        _lib.mock_last_run_ns.restype = ctypes.c_double
     return _lib
 
 

@@ -40,7 +40,8 @@ size_t eb_test_build_identity(uint8_t *buf, eb_test_layout *layout);
 
 /* Deterministic PRNG (xorshift64*). */
 uint64_t eb_test_rand(uint64_t *state);
-/* Applies 1..4 random mutations to buf (length *len, capacity cap) in place. */
-void eb_test_mutate(uint8_t *buf, size_t *len, size_t cap, uint64_t *state);
+/* Applies 1..4 random mutations to buf (length *len) in place; most of them land in the first
+ * `focus` bytes (the flatbuffer, not the weights) when 0 < focus < *len. */
+void eb_test_mutate(uint8_t *buf, size_t *len, size_t focus, uint64_t *state);
 
 #endif

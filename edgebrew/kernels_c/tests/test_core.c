@@ -193,7 +193,7 @@ uint64_t eb_test_rand(uint64_t *s) {
     return x * 0x2545F4914F6CDD1Dull;
 }
 
-void eb_test_mutate(uint8_t *buf, size_t *len, size_t cap, uint64_t *st) {
+void eb_test_mutate(uint8_t *buf, size_t *len, size_t focus, uint64_t *st) {
     static const uint32_t interesting32[] = {0,          1,          2,          4,
                                              8,          64,         0x7f,       0x80,
                                              0xff,       0x100,      0x7fff,     0x8000,
@@ -205,7 +205,8 @@ void eb_test_mutate(uint8_t *buf, size_t *len, size_t cap, uint64_t *st) {
     int n = 1 + (int)(eb_test_rand(st) % 4);
     for (int k = 0; k < n && *len > 0; k++) {
         size_t L = *len;
-        size_t pos = (size_t)(eb_test_rand(st) % L);
+        size_t span = (focus > 0 && focus < L && eb_test_rand(st) % 16 != 0) ? focus : L;
+        size_t pos = (size_t)(eb_test_rand(st) % span);
         switch (eb_test_rand(st) % 9) {
         case 0: case 1: /* bit flip */
             buf[pos] ^= (uint8_t)(1u << (eb_test_rand(st) % 8));
@@ -246,7 +247,6 @@ void eb_test_mutate(uint8_t *buf, size_t *len, size_t cap, uint64_t *st) {
             break;
         }
         }
-        (void)cap;
     }
 }
 
@@ -728,7 +728,7 @@ static void test_mutations(int iterations) {
     for (int it = 0; it < iterations; it++) {
         memcpy(b, base, sizeof b);
         size_t len = base_len;
-        eb_test_mutate(b, &len, sizeof b, &rng);
+        eb_test_mutate(b, &len, 0, &rng);
         eb_model *m = NULL;
         reset_error();
         eb_status st = eb_model_load_memory(b, len, (int)(it & 1), &m);

@@ -11,7 +11,8 @@ from ..builders import FUSED_ACTIVATION_ATTRS, apply_fused_activation, fused_act
 from ..registry import maps
 
 
-@maps("InnerProduct", attrs=("num_output", "bias_term", "axis", "transpose") + FUSED_ACTIVATION_ATTRS)
+@maps("InnerProduct",
+      attrs=("num_output", "bias_term", "axis", "transpose") + FUSED_ACTIVATION_ATTRS)
 def inner_product(ctx, node):
     a, x, out = node.attrs, node.inputs[0], node.outputs[0]
     shape = ctx.shape(x)

@@ -8,8 +8,8 @@
 
 Names: when the removed op is its input's only reader, the input takes the op's output name (the
 producer then writes the blob's later name, e.g. an in-place Dropout's blob keeps its final name);
-otherwise the op's readers read its input. A graph output's name always survives. When both the input and the output are
-named by the user (graph input or output), the op stays.
+otherwise the op's readers read its input. A graph output's name always survives; when both the
+input and the output are named by the user (graph input or output), the op stays.
 """
 from __future__ import annotations
 

@@ -11,7 +11,9 @@
  *   out_max_val, channel 1 values.
  * Indices are written as float values.
  *
- * top_k == 1 is a linear scan; otherwise a size-k heap (in per-thread scratch) keeps the best k,
+ * top_k == 1 is a scan: in EBO_LANES lanes along a contiguous row, or across a block of
+ * AM_BLOCK inner positions at once along a strided axis (both vectorizable; the winner is the
+ * maximum of a total order, so lanes and blocks cannot change it). Otherwise a size-k heap (in per-thread scratch) keeps the best k,
  * then is sorted, so a row costs O(dim log k). Each row is computed by one thread.
  */
 #include "ops_common.h"
@@ -68,7 +70,36 @@ static void am_row(const am_ctx *c, const float *x, int64_t stride, float *y, in
 {
     const am_params *p = c->p;
     const int64_t dim = p->dim, k = p->k;
-    if (k == 1) {
+    if (k == 1 && stride == 1 && dim >= EBO_LANES && dim <= INT32_MAX) {
+        float lv[EBO_LANES];
+        int32_t li[EBO_LANES]; /* 32-bit indices: same width as the values, vectorizes */
+        for (int l = 0; l < EBO_LANES; l++) {
+            lv[l] = x[l];
+            li[l] = l;
+        }
+        int32_t d = EBO_LANES;
+        for (; d <= (int32_t)dim - EBO_LANES; d += EBO_LANES)
+            for (int l = 0; l < EBO_LANES; l++) {
+                float v = x[d + l];
+                /* = am_before(v, d + l, lv, li), as d + l > li */
+                int32_t take = (v >= lv[l]) | (lv[l] != lv[l]);
+                lv[l] = take ? v : lv[l];
+                li[l] = take ? d + l : li[l];
+            }
+        for (int l = 0; d < (int32_t)dim; d++, l++) {
+            float v = x[d];
+            int32_t take = (v >= lv[l]) | (lv[l] != lv[l]);
+            lv[l] = take ? v : lv[l];
+            li[l] = take ? d : li[l];
+        }
+        h[0].v = lv[0];
+        h[0].i = li[0];
+        for (int l = 1; l < EBO_LANES; l++)
+            if (am_before(lv[l], li[l], h[0].v, h[0].i)) {
+                h[0].v = lv[l];
+                h[0].i = li[l];
+            }
+    } else if (k == 1) {
         float bv = x[0];
         int64_t bi = 0;
         for (int64_t d = 1; d < dim; d++) {
@@ -115,10 +146,56 @@ static void am_row(const am_ctx *c, const float *x, int64_t stride, float *y, in
     }
 }
 
+#define AM_BLOCK 256
+
+/* top_k == 1 along a strided axis: item = (outer index, block of AM_BLOCK inner positions). */
+static void am_top1_blocks(const am_ctx *c, int64_t begin, int64_t end)
+{
+    const am_params *p = c->p;
+    const int64_t dim = p->dim, inner = p->inner;
+    const int64_t nblk = (inner + AM_BLOCK - 1) / AM_BLOCK;
+    float bv[AM_BLOCK];
+    int32_t bi[AM_BLOCK]; /* dim <= INT32_MAX here */
+    for (int64_t it = begin; it < end; it++) {
+        int64_t o = it / nblk, j0 = (it - o * nblk) * AM_BLOCK;
+        int64_t n = inner - j0 < AM_BLOCK ? inner - j0 : AM_BLOCK;
+        const float *x = c->x + o * dim * inner + j0;
+        float *y = c->y + o * inner + j0;
+        for (int64_t j = 0; j < n; j++) {
+            bv[j] = x[j];
+            bi[j] = 0;
+        }
+        for (int32_t d = 1; d < (int32_t)dim; d++) {
+            const float *restrict xd = x + d * inner;
+            for (int64_t j = 0; j < n; j++) {
+                float v = xd[j];
+                int32_t take = (v >= bv[j]) | (bv[j] != bv[j]); /* am_before, as d > bi */
+                bv[j] = take ? v : bv[j];
+                bi[j] = take ? d : bi[j];
+            }
+        }
+        if (p->out_max_val)
+            for (int64_t j = 0; j < n; j++)
+                y[j] = bv[j];
+        else
+            for (int64_t j = 0; j < n; j++)
+                y[j] = (float)bi[j];
+    }
+}
+
+static int am_blocked(const am_params *p)
+{
+    return p->k == 1 && p->has_axis && p->inner > 1 && p->dim <= INT32_MAX;
+}
+
 static void am_range(void *vctx, int64_t begin, int64_t end, int thread)
 {
     const am_ctx *c = (const am_ctx *)vctx;
     const am_params *p = c->p;
+    if (am_blocked(p)) {
+        am_top1_blocks(c, begin, end);
+        return;
+    }
     am_pair one;
     am_pair *h = p->k == 1 ? &one : (am_pair *)eb_scratch(c->ex, thread);
     for (int64_t r = begin; r < end; r++) {
@@ -138,7 +215,11 @@ static eb_status am_run(const eb_node *node, eb_exec *ex)
     c.x = eb_data(ex, node->inputs[0]);
     c.y = eb_data(ex, node->outputs[0]);
     c.ex = ex;
-    ebo_parallel(ex, c.p->outer * c.p->inner, 2 * c.p->dim, am_range, &c);
+    if (am_blocked(c.p))
+        ebo_parallel(ex, c.p->outer * ((c.p->inner + AM_BLOCK - 1) / AM_BLOCK),
+                     2 * c.p->dim * AM_BLOCK, am_range, &c);
+    else
+        ebo_parallel(ex, c.p->outer * c.p->inner, 2 * c.p->dim, am_range, &c);
     return EB_OK;
 }
 

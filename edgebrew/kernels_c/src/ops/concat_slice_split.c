@@ -5,7 +5,9 @@
  *        leaving room on the axis; without it, equal parts, one per top (must divide evenly).
  * Split: every output a copy of the input (skipped where an output is the input's memory).
  *
- * Viewed as (outer, axis span * inner): each (outer, piece) is one contiguous copy.
+ * Viewed as (outer, axis span * inner): each (outer, piece) is one contiguous copy, skipped
+ * when the memory planner already placed the piece inside the whole (Concat zero copy: the
+ * producers wrote straight into the output). Split skips outputs that are the input's memory.
  */
 #include <limits.h>
 
@@ -37,15 +39,17 @@ static void cs_range(void *vctx, int64_t begin, int64_t end, int thread)
         int64_t o = it / p->n_pieces;
         int k = (int)(it - o * p->n_pieces);
         const int64_t len = p->piece_row[k];
+        const float *src;
+        float *dst;
         if (p->concat) {
-            const float *src = eb_data(c->ex, c->node->inputs[k]) + o * len;
-            float *dst = eb_data(c->ex, c->node->outputs[0]) + o * p->row + c->piece_off[k];
-            memcpy(dst, src, (size_t)len * sizeof(float));
+            src = eb_data(c->ex, c->node->inputs[k]) + o * len;
+            dst = eb_data(c->ex, c->node->outputs[0]) + o * p->row + c->piece_off[k];
         } else {
-            const float *src = eb_data(c->ex, c->node->inputs[0]) + o * p->row + c->piece_off[k];
-            float *dst = eb_data(c->ex, c->node->outputs[k]) + o * len;
-            memcpy(dst, src, (size_t)len * sizeof(float));
+            src = eb_data(c->ex, c->node->inputs[0]) + o * p->row + c->piece_off[k];
+            dst = eb_data(c->ex, c->node->outputs[k]) + o * len;
         }
+        if (dst != src) /* equal when the planner placed the piece in the whole (zero copy) */
+            memcpy(dst, src, (size_t)len * sizeof(float));
     }
 }
 

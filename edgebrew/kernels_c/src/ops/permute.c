@@ -2,9 +2,11 @@
  * (each in [0, ndim), no repeats); the axes it does not name follow in input order.
  * out.shape[k] = in.shape[order[k]]. Exact copy.
  *
- * Output rows (the last output axis) are walked with an odometer; when the last output axis is
- * the input's last axis a row is one contiguous copy, otherwise a strided gather. Unit axes are
- * skipped and the identity permutation is a plain copy.
+ * Unit axes are dropped first, and the identity permutation is a plain copy. When the last
+ * output axis is the input's last axis, output rows are contiguous copies (walked with an
+ * odometer). Otherwise rows are strided gathers, done in tiles: PERM_TILE output rows that
+ * differ only in the axis q holding the input's last axis read neighbouring input values, so
+ * each input cache line fetched serves PERM_TILE rows (e.g. NCHW -> NHWC).
  */
 #include "ops_common.h"
 
@@ -12,8 +14,13 @@ typedef struct perm_params {
     int ndim;                      /* after dropping unit axes (>= 1) */
     int64_t out_dims[EB_MAX_DIMS];
     int64_t src_strides[EB_MAX_DIMS]; /* input stride of each output axis */
+    int64_t out_strides[EB_MAX_DIMS];
     int64_t rows, count;
+    int q;                         /* tiled path: output axis with input stride 1, else -1 */
+    int64_t nblk, items;           /* tiled path: tiles along q; parallel items */
 } perm_params;
+
+#define PERM_TILE 16
 
 typedef struct perm_ctx {
     const perm_params *p;
@@ -27,10 +34,41 @@ static void gather(const float *restrict x, float *restrict y, int64_t n, int64_
         y[j] = x[j * stride];
 }
 
+/* Item = (every output axis but q and the last, a tile of PERM_TILE values along q). */
+static void perm_tiles(const perm_ctx *c, int64_t begin, int64_t end)
+{
+    const perm_params *p = c->p;
+    const int nd = p->ndim, q = p->q;
+    const int64_t len = p->out_dims[nd - 1], st = p->src_strides[nd - 1];
+    for (int64_t it = begin; it < end; it++) {
+        int64_t g = it / p->nblk, kb = it - g * p->nblk;
+        int64_t src = 0, dst = 0;
+        for (int a = nd - 2; a >= 0; a--) {
+            if (a == q)
+                continue;
+            int64_t i = g % p->out_dims[a];
+            g /= p->out_dims[a];
+            src += i * p->src_strides[a];
+            dst += i * p->out_strides[a];
+        }
+        int64_t k0 = kb * PERM_TILE, nb = p->out_dims[q] - k0;
+        if (nb > PERM_TILE)
+            nb = PERM_TILE;
+        src += k0; /* q's input stride is 1 */
+        dst += k0 * p->out_strides[q];
+        for (int64_t b = 0; b < nb; b++)
+            gather(c->x + src + b, c->y + dst + b * p->out_strides[q], len, st);
+    }
+}
+
 static void perm_range(void *vctx, int64_t begin, int64_t end, int thread)
 {
     const perm_ctx *c = (const perm_ctx *)vctx;
     const perm_params *p = c->p;
+    if (p->q >= 0) {
+        perm_tiles(c, begin, end);
+        return;
+    }
     const int nd = p->ndim;
     const int64_t len = p->out_dims[nd - 1], st = p->src_strides[nd - 1];
     int64_t idx[EB_MAX_DIMS];
@@ -62,7 +100,7 @@ static eb_status perm_run(const eb_node *node, eb_exec *ex)
     c.p = (const perm_params *)node->params;
     c.x = eb_data(ex, node->inputs[0]);
     c.y = eb_data(ex, node->outputs[0]);
-    ebo_parallel(ex, c.p->rows, c.p->out_dims[c.p->ndim - 1] + 8, perm_range, &c);
+    ebo_parallel(ex, c.p->items, c.p->count / c.p->items + 8, perm_range, &c);
     return EB_OK;
 }
 
@@ -120,6 +158,19 @@ static eb_status perm_prepare(eb_node *node, eb_error *err)
     }
     p.count = x->count;
     p.rows = x->count / p.out_dims[p.ndim - 1];
+    p.q = -1;
+    p.items = p.rows;
+    int64_t ostride = 1;
+    for (int i = p.ndim - 1; i >= 0; i--) {
+        p.out_strides[i] = ostride;
+        ostride *= p.out_dims[i];
+        if (p.src_strides[i] == 1 && i < p.ndim - 1)
+            p.q = i;
+    }
+    if (p.q >= 0) {
+        p.nblk = (p.out_dims[p.q] + PERM_TILE - 1) / PERM_TILE;
+        p.items = p.rows / p.out_dims[p.q] * p.nblk;
+    }
     perm_params *out = (perm_params *)malloc(sizeof *out);
     if (!out)
         return eb_node_fail(node, err, EB_ERR_OUT_OF_MEMORY, "out of memory");

@@ -47,8 +47,7 @@ static void sb_row_scalar(const float *x, float *y, int64_t n, const float *s, c
 }
 
 /* Operand values varying along the run (inner == 1). */
-static void sb_row_vector(const float *x, float *y, int64_t n, const float *restrict s,
-                          const float *restrict b)
+static void sb_row_vector(const float *x, float *y, int64_t n, const float *s, const float *b)
 {
     if (s && b) {
         for (int64_t i = 0; i < n; i++) {
