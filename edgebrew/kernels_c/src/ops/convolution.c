@@ -112,7 +112,6 @@ static eb_status conv_prepare(eb_node *node, eb_error *err)
          * a multiple of 96 (every ISA's micro-tile width divides it), at least 96 */
         int64_t t = ((int64_t)1 << 17) / p.kdim / 96 * 96;
         t = t < 96 ? 96 : t > 1056 ? 1056 : t;
-        if (getenv("EB_CONV_TILE")) t = atoll(getenv("EB_CONV_TILE"));
         p.tile = npix < t ? npix : t;
         const uint64_t cb = (uint64_t)p.kdim * (uint64_t)p.tile * sizeof(float);
         if (cb > (uint64_t)SIZE_MAX / 4)

@@ -67,7 +67,13 @@ static eb_status deconv_prepare(eb_node *node, eb_error *err)
     int64_t out[2];
     const int64_t size[2] = {h, w};
     for (int i = 0; i < 2; i++) {
-        /* size <= 2^40, stride and dilation*kernel <= 2^60: no overflow */
+        /* stride * (size - 1) <= 2^62 and dilation * (kernel - 1) < 2^60: no overflow here or
+         * in run() (every position computed there is at most this sum) */
+        if (size[i] - 1 > ((int64_t)1 << 62) / stride[i])
+            return eb_node_fail(node, err, EB_ERR_INVALID_BUNDLE,
+                                "stride (%lld, %lld) too large for the %lldx%lld input",
+                                (long long)stride[0], (long long)stride[1], (long long)h,
+                                (long long)w);
         out[i] = stride[i] * (size[i] - 1) + dil[i] * (kernel[i] - 1) + 1 - 2 * pad[i];
         if (out[i] < 1)
             return eb_node_fail(node, err, EB_ERR_INVALID_BUNDLE,
