@@ -79,6 +79,10 @@ def test_zoo_net(name, pass_name):
     g = zoo(name)[0]
     if pass_name != "ALL":                    # one pass alone
         out, log = optimize(g, passes=[pass_name])
+        if log[0].changed == 0:               # nothing to compare: the very same graph
+            key = lambda n: (n.name, n.op_type, n.inputs, n.outputs, n.attrs, n.weights)  # noqa
+            assert [key(n) for n in out.nodes] == [key(n) for n in g.nodes]
+            return
         check_equal(name, out)
         check_plan(out, plan_memory(out))
         return

@@ -228,8 +228,9 @@ void eb_test_mutate(uint8_t *buf, size_t *len, size_t focus, uint64_t *st) {
             if (p + 8 <= L) w64(buf, p, interesting64[eb_test_rand(st) % (sizeof interesting64 / 8)]);
             break;
         }
-        case 6: /* truncate */
-            *len = pos;
+        case 6: /* truncate (rarely: most truncations only cut into the weight segment) */
+            if (eb_test_rand(st) % 4 == 0) *len = pos;
+            else buf[pos] ^= 0x80;
             break;
         case 7: { /* small +/- delta on a 16-bit value (vtable entries) */
             size_t p = pos & ~(size_t)1;

@@ -9,7 +9,8 @@
  *       feeds zeros (or the raw float32 files given with --input, one per model input, in
  *       order), runs it, and prints each output's shape and statistics; --dump writes
  *       DIR/output_<i>.f32 (raw little-endian float32).
- *   edgebrew_test --fuzz [-j N] [--timeout S] [--threads N] [--leak-check N] [-q] PATH...
+ *   edgebrew_test --fuzz [-j N] [--timeout S] [--threads N] [--leak-check N] [--in-process]
+ *                        [-q] PATH...
  *       Each PATH is a bundle file, a directory of them, or a case container (a file that
  *       starts with "EBFZCAS1" followed by cases, each a u32 little-endian length and that many
  *       bytes). Each case runs in a fork()ed child: load from memory; if it loads, create a
@@ -17,7 +18,9 @@
  *       message, or CRASH (signal / sanitizer exit) or HANG (no result within S seconds,
  *       default 10). -j runs N children at once. In a sanitized build every Nth child
  *       (--leak-check, default 10; 0 = none) also runs LeakSanitizer's check at exit.
- *       -q reports only the failed cases.
+ *       -q reports only the failed cases. --in-process runs the cases one after another in
+ *       this process instead (faster, and one leak check at exit covers every case; but a
+ *       crash or hang ends the whole run).
  *   edgebrew_test --mutate BUNDLE|builtin COUNT [--seed S] [--save DIR] [fuzz options]
  *       Like --fuzz, over COUNT random mutations of one bundle (or of the built-in one).
  *   edgebrew_test --missing-kernels
@@ -247,6 +250,7 @@ typedef struct fz_opts {
     int jobs;
     int quiet;
     int leak_every; /* LeakSanitizer's exit check in every Nth child (0: none) */
+    int in_process; /* no fork: faster, every case under one leak check, but a crash ends all */
 } fz_opts;
 
 /* The cases, materialized one at a time in the parent just before each fork (so the parent,
@@ -449,10 +453,8 @@ static int add_path(fz_source *s, const char *path) {
     return rc;
 }
 
-/* In the child: run one case and write "<status>\t<phase>\t<message>" to fd. */
-static void child_case(const uint8_t *data, size_t len, const fz_opts *o, int fd, int leak_check) {
-    alarm((unsigned)o->timeout);
-    char out[1024];
+/* Runs one case; writes "<status>\t<phase>\t<message>" into out. */
+static void run_case(const uint8_t *data, size_t len, const fz_opts *o, char *out, size_t cap) {
     const char *phase = "load";
     eb_model *m = NULL;
     eb_session *s = NULL;
@@ -491,11 +493,18 @@ static void child_case(const uint8_t *data, size_t len, const fz_opts *o, int fd
         }
     }
     const char *msg = st == EB_OK ? "" : eb_last_error();
-    snprintf(out, sizeof out, "%d\t%s\t%s", (int)st, phase, msg);
+    snprintf(out, cap, "%d\t%s\t%s", (int)st, phase, msg);
     for (char *q = out; *q; q++)
         if (*q == '\n') *q = ' ';
     eb_session_free(s);
     eb_model_free(m);
+}
+
+/* In the child: run one case, write its result to fd, exit. */
+static void child_case(const uint8_t *data, size_t len, const fz_opts *o, int fd, int leak_check) {
+    alarm((unsigned)o->timeout);
+    char out[1024];
+    run_case(data, len, o, out, sizeof out);
     size_t n = strlen(out), w = 0;
     while (w < n) {
         ssize_t k = write(fd, out + w, n - w);
@@ -611,6 +620,17 @@ static int fuzz_cases(fz_source *src, const fz_opts *o) {
                 next++;
                 continue;
             }
+            if (o->in_process) {
+                char res[1100];
+                run_case(data, len, o, res, sizeof res);
+                ok[next] = (unsigned char)judge(names + (size_t)k * NAME, 0, res, o,
+                                                lines + next * LINE, LINE);
+                done[next] = 1;
+                int st = atoi(res);
+                if (st >= 0 && st < 8) counts[st]++;
+                next++;
+                continue;
+            }
             int p[2];
             if (pipe(p) != 0) {
                 perror("pipe");
@@ -704,6 +724,7 @@ static int parse_fuzz_opt(int argc, char **argv, int *i, fz_opts *o) {
     else if (!strcmp(argv[*i], "--threads") && *i + 1 < argc) o->threads = atoi(argv[++*i]);
     else if (!strcmp(argv[*i], "-q")) o->quiet = 1;
     else if (!strcmp(argv[*i], "--leak-check") && *i + 1 < argc) o->leak_every = atoi(argv[++*i]);
+    else if (!strcmp(argv[*i], "--in-process")) o->in_process = 1;
     else return 0;
     if (o->jobs < 1) o->jobs = 1;
     if (o->jobs > 64) o->jobs = 64;
@@ -712,7 +733,7 @@ static int parse_fuzz_opt(int argc, char **argv, int *i, fz_opts *o) {
 }
 
 static int run_fuzz(int argc, char **argv) {
-    fz_opts o = {10, 1, 1, 0, 10};
+    fz_opts o = {10, 1, 1, 0, 10, 0};
     static fz_source src; /* static: reachable for LeakSanitizer in the children */
     memset(&src, 0, sizeof src);
     for (int i = 2; i < argc; i++) {
@@ -734,7 +755,7 @@ static int run_mutate(int argc, char **argv) {
                         "[--save DIR] [-j N] [--timeout S] [--threads N] [-q]\n");
         return 2;
     }
-    fz_opts o = {10, 1, 1, 0, 10};
+    fz_opts o = {10, 1, 1, 0, 10, 0};
     static fz_source src; /* static: reachable for LeakSanitizer in the children */
     memset(&src, 0, sizeof src);
     uint64_t seed = 1;

@@ -13,6 +13,9 @@ eb_status eb_set_error(eb_status status, const char *fmt, ...) {
     va_end(ap);
     if (tl_last_error[0] == '\0') snprintf(tl_last_error, sizeof tl_last_error, "%s",
                                            eb_status_name(status));
+    /* Names quoted from a hostile bundle may hold control bytes: keep messages one clean line. */
+    for (char *p = tl_last_error; *p; p++)
+        if ((unsigned char)*p < 0x20 || (unsigned char)*p == 0x7f) *p = '?';
     return status;
 }
 
