@@ -241,7 +241,7 @@ def _sorted_rows(a):
     return rows[np.lexsort((rows[:, 1], -rows[:, 2]))]
 
 
-def run_net(net: str, workdir: Path, peers: dict, runs: int) -> dict:
+def run_net(net: str, workdir: Path, peers: dict, runs: int, reuse: bool = False) -> dict:
     import edgebrew
     row = {"net": net}
     prep = prepare(net, workdir)
@@ -258,11 +258,12 @@ def run_net(net: str, workdir: Path, peers: dict, runs: int) -> dict:
             row[name] = {"status": f"not installed: {why}"}
             continue
         path = out / f"{name}.onnx"
-        path.unlink(missing_ok=True)
-        state, detail = convert_with_peer(name, py, prep["prototxt"], prep["caffemodel"], path)
-        if state != "ok":
-            row[name] = {"status": f"conversion fails: {detail}"}
-            continue
+        if not (reuse and path.exists()):
+            path.unlink(missing_ok=True)
+            state, detail = convert_with_peer(name, py, prep["prototxt"], prep["caffemodel"], path)
+            if state != "ok":
+                row[name] = {"status": f"conversion fails: {detail}"}
+                continue
         row[name] = evaluate(path, prep, runs)
     return row
 
@@ -293,7 +294,16 @@ def main(argv=None):
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--workdir", help="keep weights and exports here (default: a temp dir)")
     ap.add_argument("--json", help="also write the rows as JSON")
+    ap.add_argument("--reuse", action="store_true",
+                    help="reuse the peers' files already in --workdir (to time again)")
+    ap.add_argument("--table", nargs="+", metavar="JSON",
+                    help="only print the table of rows saved by earlier runs (--json files)")
     args = ap.parse_args(argv)
+    if args.table:
+        rows = [r for f in args.table for r in json.loads(Path(f).read_text())]
+        order = {n: i for i, n in enumerate(ZOO)}
+        print(table(sorted(rows, key=lambda r: order.get(r["net"], len(order)))))
+        return 0
     peers = {name: setup_peer(name) for name in PEERS}
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="onnx_peers_"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -301,7 +311,7 @@ def main(argv=None):
     for net in [n for n in args.nets.split(",") if n]:
         t = time.perf_counter()
         try:
-            row = run_net(net, workdir, peers, args.runs)
+            row = run_net(net, workdir, peers, args.runs, args.reuse)
         except Exception as e:                 # noqa: BLE001 - report and go on
             row = {"net": net, **{w: {"status": f"benchmark error: {e}"}
                                   for w in ["edgebrew", *PEERS]}}

@@ -138,3 +138,57 @@ def test_every_op_type_has_a_kernel():
     missing = lib.eb_missing_kernels(buf, len(buf))
     names = ffi.string(buf).decode()
     assert missing == 0, f"{missing} op type(s) have no C kernel in this build: {names}"
+
+
+# What src/core/model.c reads, field by field, in vtable order: a change to bundle.fbs must be
+# mirrored there (field ids, element sizes, defaults) and then here.
+C_READER_SCHEMA = {
+    "Attr": [("key", "string"), ("kind", "AttrKind"), ("i", "long"), ("f", "double"),
+             ("ints", "[long]"), ("floats", "[double]"), ("s", "string")],
+    "Quantization": [("scale", "[float]"), ("zero_point", "[long]"), ("axis", "int")],
+    "Tensor": [("name", "string"), ("shape", "[long]"), ("dtype", "DType"), ("buffer", "int"),
+               ("arena_offset", "long"), ("quant", "Quantization")],
+    "Op": [("name", "string"), ("type", "OpType"), ("inputs", "[int]"), ("outputs", "[int]"),
+           ("weights", "[int]"), ("attrs", "[Attr]"), ("fused", "[string]")],
+    "Buffer": [("offset", "ulong"), ("size", "ulong")],
+    "Preprocessing": [("mean", "[double]"), ("mean_file", "int"), ("scale", "double"),
+                      ("channel_order", "string"), ("input_size", "[int]"), ("grayscale", "bool")],
+    "Metadata": [("model_name", "string"), ("source_prototxt", "string"),
+                 ("source_caffemodel", "string"), ("source_sha1", "string"),
+                 ("preprocessing", "Preprocessing"), ("labels", "[string]"),
+                 ("converter_version", "string"), ("converter_options", "string"),
+                 ("extra", "string")],
+    "Model": [("format_version", "uint"), ("tensors", "[Tensor]"), ("ops", "[Op]"),
+              ("inputs", "[int]"), ("outputs", "[int]"), ("buffers", "[Buffer]"),
+              ("arena_size", "ulong"), ("weight_segment_offset", "ulong"),
+              ("weight_segment_size", "ulong"), ("metadata", "Metadata")],
+}
+
+
+def _parse_fbs(text):
+    text = re.sub(r"//[^\n]*", "", text)
+    blocks = {}
+    for kind, name, body in re.findall(r"\b(table|struct)\s+(\w+)\s*\{(.*?)\}", text, re.S):
+        blocks[name] = [(f, t) for f, t in re.findall(r"(\w+)\s*:\s*([\w\[\]]+)", body)]
+    enums = {}
+    for name, base, body in re.findall(r"\benum\s+(\w+)\s*:\s*(\w+)\s*\{(.*?)\}", text, re.S):
+        enums[name] = (base, {k: int(v) for k, v in re.findall(r"(\w+)\s*=\s*(\d+)", body)})
+    return blocks, enums
+
+
+def test_c_reader_matches_bundle_schema():
+    blocks, enums = _parse_fbs((REPO / "edgebrew" / "bundle" / "bundle.fbs").read_text())
+    for name, fields in C_READER_SCHEMA.items():
+        assert blocks.get(name) == fields, (
+            f"bundle.fbs {name} is now {blocks.get(name)}; the C reader (src/core/model.c) "
+            f"reads {fields}: update both it and C_READER_SCHEMA")
+    assert enums["DType"] == ("byte", {"FLOAT32": 0, "FLOAT16": 1, "INT8": 2, "UINT8": 3,
+                                       "INT32": 4}), enums["DType"]
+    assert enums["AttrKind"] == ("byte", {"INT": 0, "FLOAT": 1, "INTS": 2, "FLOATS": 3,
+                                          "STRING": 4}), enums["AttrKind"]
+    base, ops = enums["OpType"]
+    assert base == "short"
+    op_h = (C_DIR / "src" / "op.h").read_text()
+    c_ops = {k: int(v) for k, v in re.findall(r"EB_OP_(\w+)\s*=\s*(\d+)", op_h)}
+    assert c_ops == ops, "op codes in src/op.h differ from enum OpType in bundle.fbs"
+    assert f"EB_NUM_OP_TYPES = {len(ops)}" in op_h

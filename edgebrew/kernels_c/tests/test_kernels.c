@@ -245,6 +245,53 @@ static void check_gemv(const eb_kernel_table *t, int ta, int64_t m, int64_t n, i
 
 /* Timing: EB_BENCH_CPUTIME=1 counts this thread's CPU time instead of wall time (on a shared,
  * oversubscribed host it leaves out the time the thread was not running). */
+/* Depthwise plane against a naive double loop. */
+static void check_dwconv(const eb_kernel_table *t)
+{
+    eb_window wn;
+    wn.kh = rnd_int(1, 5), wn.kw = rnd_int(1, 5), wn.sh = rnd_int(1, 3), wn.sw = rnd_int(1, 3);
+    wn.ph = rnd_int(0, 3), wn.pw = rnd_int(0, 3), wn.dh = rnd_int(1, 3), wn.dw = rnd_int(1, 3);
+    if (rnd_int(0, 9) == 0) wn.kh = rnd_int(8, 12), wn.kw = rnd_int(7, 9); /* > 64 taps */
+    const int64_t h = rnd_int(1, 40), w = rnd_int(1, 150);
+    const int64_t nh = h + 2 * wn.ph - (wn.dh * (wn.kh - 1) + 1);
+    const int64_t nw = w + 2 * wn.pw - (wn.dw * (wn.kw - 1) + 1);
+    if (nh < 0 || nw < 0) return;
+    const int64_t oh = nh / wn.sh + 1, ow = nw / wn.sw + 1;
+    float *x = rnd_buf(h * w), *k = rnd_buf(wn.kh * wn.kw), *y = rnd_buf(oh * ow + 1);
+    const size_t pb = t->dwconv_pad_bytes(h, w, &wn);
+    float *pad = rnd_buf((int64_t)(pb / 4) + 1);
+    const float guard = y[oh * ow], pguard = pad[pb / 4];
+    t->dwconv_plane(x, h, w, k, &wn, oh, ow, y, pad);
+    if (memcmp(&pad[pb / 4], &pguard, sizeof(float)) != 0) FAIL("%s dwconv_plane wrote past pad", t->isa);
+    free(pad);
+    for (int64_t oy = 0; oy < oh; oy++)
+        for (int64_t ox = 0; ox < ow; ox++) {
+            double s = 0.0, mag = 0.0;
+            for (int64_t i = 0; i < wn.kh; i++)
+                for (int64_t j = 0; j < wn.kw; j++) {
+                    const int64_t iy = oy * wn.sh - wn.ph + i * wn.dh, ix = ox * wn.sw - wn.pw + j * wn.dw;
+                    if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
+                    const double v = (double)k[i * wn.kw + j] * x[iy * w + ix];
+                    s += v;
+                    mag += fabs(v);
+                }
+            checks++;
+            if (!(fabs(y[oy * ow + ox] - s) <= 2e-6 * mag + 1e-30)) {
+                FAIL("%s dwconv_plane %lldx%lld k=%lldx%lld s=%lld,%lld p=%lld,%lld d=%lld,%lld: "
+                     "y[%lld,%lld] = %.9g, want %.9g", t->isa, (long long)h, (long long)w,
+                     (long long)wn.kh, (long long)wn.kw, (long long)wn.sh, (long long)wn.sw,
+                     (long long)wn.ph, (long long)wn.pw, (long long)wn.dh, (long long)wn.dw,
+                     (long long)oy, (long long)ox, y[oy * ow + ox], s);
+                oy = oh;
+                break;
+            }
+        }
+    if (memcmp(&y[oh * ow], &guard, sizeof(float)) != 0) FAIL("%s dwconv_plane wrote past y", t->isa);
+    free(x);
+    free(k);
+    free(y);
+}
+
 static double now(void)
 {
     struct timespec ts;
@@ -299,6 +346,29 @@ static void bench_packed(const eb_kernel_table *t, int64_t m, int64_t n, int64_t
     free(work);
 }
 
+static void bench_dwconv(const eb_kernel_table *t, int64_t hw, int64_t stride)
+{
+    const eb_window wn = {3, 3, stride, stride, 1, 1, 1, 1};
+    const int64_t o = (hw + 2 - 3) / stride + 1, planes = 128;
+    float *x = rnd_buf(hw * hw * planes), *k = rnd_buf(9 * planes), *y = rnd_buf(o * o * planes);
+    float *pad = xmalloc(t->dwconv_pad_bytes(hw, hw, &wn));
+    double best = 1e30;
+    for (int r = 0; r < 7; r++) {
+        const double t0 = now();
+        for (int64_t q = 0; q < planes; q++)
+            t->dwconv_plane(x + q * hw * hw, hw, hw, k + 9 * q, &wn, o, o, y + q * o * o, pad);
+        const double dt = now() - t0;
+        if (dt < best) best = dt;
+    }
+    printf("%-8s dwconv 3x3 s%lld %lldx%lld x %lld planes: %7.1f GFLOP/s\n", t->isa,
+           (long long)stride, (long long)hw, (long long)hw, (long long)planes,
+           2.0 * 9 * (double)(o * o * planes) / best * 1e-9);
+    free(pad);
+    free(x);
+    free(k);
+    free(y);
+}
+
 static void bench_gemv(const eb_kernel_table *t, int ta, int64_t m, int64_t n)
 {
     float *a = rnd_buf(m * n), *x = rnd_buf(ta ? m : n), *y = rnd_buf(ta ? n : m);
@@ -339,6 +409,8 @@ int main(int argc, char **argv)
             bench(tables[i], 64, 4096, 9216, 0, 1);
             bench_packed(tables[i], 256, 3136, 1152);
             bench_packed(tables[i], 256, 96, 1152);
+            bench_dwconv(tables[i], 56, 1);
+            bench_dwconv(tables[i], 112, 2);
             bench_gemv(tables[i], 0, 4096, 9216);
             bench_gemv(tables[i], 1, 9216, 4096);
         }
@@ -375,6 +447,7 @@ int main(int argc, char **argv)
         check_packed(t, 0, 0, 600, 70, 300, 0);
         for (int r = 0; r < 80; r++)
             check_gemv(t, (int)rnd_int(0, 1), rnd_int(1, 300), rnd_int(1, 1200), (int)rnd_int(0, 1));
+        for (int r = 0; r < 300; r++) check_dwconv(t);
         check_gemv(t, 0, 3, 0, 0);
         check_gemv(t, 1, 0, 5, 0);
     }

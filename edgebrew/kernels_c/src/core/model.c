@@ -558,18 +558,18 @@ static eb_status load_metadata(loader *ld) {
     if (eb_fb_table_field(&ld->r, &md, F_META_PREPROCESSING, &pp, &present))
         return RFAIL(ld, "metadata.preprocessing");
     if (!present) return EB_OK;
-    if (eb_fb_vector(&ld->r, &pp, F_PRE_MEAN, 4, 4, &v, &present))
+    if (eb_fb_vector(&ld->r, &pp, F_PRE_MEAN, 8, 8, &v, &present)) /* [double] */
         return RFAIL(ld, "preprocessing.mean");
     if (eb_fb_vector(&ld->r, &pp, F_PRE_INPUT_SIZE, 4, 4, &v, &present))
         return RFAIL(ld, "preprocessing.input_size");
     if ((st = check_string(ld, &pp, F_PRE_CHANNEL_ORDER, "preprocessing.channel_order")) != EB_OK)
         return st;
     int32_t mean_file;
-    float scale;
+    double scale;
     uint8_t gray;
     if (eb_fb_i32(&ld->r, &pp, F_PRE_MEAN_FILE, -1, &mean_file))
         return RFAIL(ld, "preprocessing.mean_file");
-    if (eb_fb_f32(&ld->r, &pp, F_PRE_SCALE, 1.0f, &scale))
+    if (eb_fb_f64(&ld->r, &pp, F_PRE_SCALE, 1.0, &scale))
         return RFAIL(ld, "preprocessing.scale");
     if (eb_fb_u8(&ld->r, &pp, F_PRE_GRAYSCALE, 0, &gray))
         return RFAIL(ld, "preprocessing.grayscale");

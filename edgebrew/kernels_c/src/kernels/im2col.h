@@ -4,10 +4,7 @@
 
 #include <stdint.h>
 
-/* A 2-D window: kernel, stride, pad, dilation as (h, w). */
-typedef struct eb_window {
-    int64_t kh, kw, sh, sw, ph, pw, dh, dw;
-} eb_window;
+#include "kernels.h" /* eb_window */
 
 /* im2col of a tile of output pixels: x holds `channels` planes of h x w; output pixels
  * p in [p0, p0 + np) of an (any height) x ow grid, row-major. Writes cols[r * ldc + (p - p0)]

@@ -14,6 +14,7 @@
 #define EB_KC 256
 #define EB_MC 192
 #define EB_NC 2048
+#define EB_DW_V 64
 #define EB_GEMV_L 32
 #define EB_TABLE_NAME eb_kernel_table_avx512
 #define EB_ISA_NAME "avx512"

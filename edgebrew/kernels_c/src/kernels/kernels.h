@@ -15,6 +15,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* A 2-D window: kernel, stride, pad, dilation as (h, w). */
+typedef struct eb_window {
+    int64_t kh, kw, sh, sw, ph, pw, dh, dw;
+} eb_window;
+
 typedef struct eb_kernel_table {
     const char *isa; /* "generic", "avx2", "avx512" */
     /* C[m x n] (+)= A[m x k] * B[k x n], row-major with leading dimensions; accumulate != 0
@@ -51,6 +56,15 @@ typedef struct eb_kernel_table {
                            int64_t n, int64_t k, int trans_b, const float *b, int64_t ldb,
                            float *c, int64_t ldc, int accumulate, void *work,
                            size_t work_bytes);
+
+    /* Depthwise convolution of one plane: y[oh x ow] = x[h x w] cross-correlated with
+     * k[kh x kw] under `win` (zero padding), no bias; oh, ow as Convolution computes them
+     * (every window inside the padded plane). All kh*kw taps summed in (i, j) order from zero,
+     * padding zeros included. pad: dwconv_pad_bytes(h, w, win) bytes of scratch (the plane
+     * copied with its zero border; none needed without padding). */
+    size_t (*dwconv_pad_bytes)(int64_t h, int64_t w, const eb_window *win);
+    void (*dwconv_plane)(const float *x, int64_t h, int64_t w, const float *k,
+                         const eb_window *win, int64_t oh, int64_t ow, float *y, float *pad);
 } eb_kernel_table;
 
 /* The least workspace sgemm_ex uses without falling back to the stack (any ISA). */

@@ -17,6 +17,7 @@
  * (gcc versions these loops with a run-time overlap check that accepts x == y and vectorizes
  * both ways).
  */
+#include "activation_math.h"
 #include "ops_common.h"
 
 enum {
@@ -35,16 +36,6 @@ typedef struct act_params {
 
 /* ---- loops ---------------------------------------------------------------------------------- */
 
-static void k_relu(const float *x, float *y, int64_t n, float slope)
-{
-    for (int64_t i = 0; i < n; i++) {
-        float v = x[i];
-        float mx = v < 0.0f ? 0.0f : v; /* std::max(v, 0): NaN stays */
-        float mn = 0.0f < v ? 0.0f : v; /* std::min(v, 0): NaN stays */
-        y[i] = mx + slope * mn;
-    }
-}
-
 static void k_elu(const float *x, float *y, int64_t n, float alpha)
 {
     for (int64_t i = 0; i < n; i++) {
@@ -53,20 +44,6 @@ static void k_elu(const float *x, float *y, int64_t n, float alpha)
         float mn = 0.0f < v ? 0.0f : v;
         y[i] = (float)((double)mx + (double)alpha * (exp((double)mn) - 1.0));
     }
-}
-
-static void k_sigmoid(const float *x, float *y, int64_t n)
-{
-    /* 0.5 tanh(0.5 x) + 0.5 rewritten: 1 / (1 + exp(-x)) is accurate to a few ulp in float32
-     * everywhere (no cancellation) and costs one expf */
-    for (int64_t i = 0; i < n; i++)
-        y[i] = 1.0f / (1.0f + expf(-x[i]));
-}
-
-static void k_tanh(const float *x, float *y, int64_t n)
-{
-    for (int64_t i = 0; i < n; i++)
-        y[i] = tanhf(x[i]);
 }
 
 static void k_abs(const float *x, float *y, int64_t n)
@@ -168,15 +145,6 @@ static void k_threshold(const float *x, float *y, int64_t n, float th)
         y[i] = x[i] > th ? 1.0f : 0.0f;
 }
 
-static void k_clip(const float *x, float *y, int64_t n, float lo, float hi)
-{
-    for (int64_t i = 0; i < n; i++) {
-        float v = x[i];
-        v = hi < v ? hi : v; /* std::min(v, max) */
-        y[i] = lo < v ? v : lo; /* std::max(min, v): a NaN gives min */
-    }
-}
-
 /* ---- driver ----------------------------------------------------------------------------------- */
 
 typedef struct act_ctx {
@@ -195,10 +163,10 @@ static void act_range(void *vctx, int64_t begin, int64_t end, int thread)
     int64_t n = end - begin;
     (void)thread;
     switch (p->kind) {
-    case ACT_RELU: k_relu(x, y, n, p->a); break;
+    case ACT_RELU: ebo_relu(x, y, n, p->a); break;
     case ACT_PRELU:
         if (p->channel_shared) {
-            k_relu(x, y, n, c->slope[0]);
+            ebo_relu(x, y, n, c->slope[0]);
         } else {
             /* rows of `inner` values share channel (row % channels)'s slope */
             int64_t i = begin;
@@ -207,21 +175,21 @@ static void act_range(void *vctx, int64_t begin, int64_t end, int thread)
                 int64_t len = p->inner - off;
                 if (len > end - i)
                     len = end - i;
-                k_relu(c->x + i, c->y + i, len, c->slope[row % p->channels]);
+                ebo_relu(c->x + i, c->y + i, len, c->slope[row % p->channels]);
                 i += len;
             }
         }
         break;
     case ACT_ELU: k_elu(x, y, n, p->a); break;
-    case ACT_SIGMOID: k_sigmoid(x, y, n); break;
-    case ACT_TANH: k_tanh(x, y, n); break;
+    case ACT_SIGMOID: ebo_sigmoid(x, y, n); break;
+    case ACT_TANH: ebo_tanh(x, y, n); break;
     case ACT_ABSVAL: k_abs(x, y, n); break;
     case ACT_BNLL: k_bnll(x, y, n); break;
     case ACT_POWER: k_power(p, x, y, n); break;
     case ACT_EXP: k_exp(p, x, y, n); break;
     case ACT_LOG: k_log(p, x, y, n); break;
     case ACT_THRESHOLD: k_threshold(x, y, n, p->a); break;
-    case ACT_CLIP: k_clip(x, y, n, p->a, p->b); break;
+    case ACT_CLIP: ebo_clip(x, y, n, p->a, p->b); break;
     default: /* Dropout: identity (a copy unless in place) */
         if (x != y)
             memcpy(y, x, (size_t)n * sizeof(float));

@@ -6,7 +6,8 @@
  *
  * Three ways to compute it, chosen in prepare():
  *  - DEPTHWISE (one input channel per group, C/group == 1, any channel multiplier): a direct
- *    loop per output plane (row by row: for each kernel tap, an axpy over the valid columns).
+ *    loop per output plane (the kernel table's dwconv_plane: the plane copied with its zero
+ *    border into this thread's scratch, then register blocks of outputs over all taps).
  *  - GEMM_1X1 (1x1 kernel, stride 1, pad 0): per group, Y[M/g x HW] = W[M/g x C/g] X[C/g x HW]
  *    straight from the input, no copies.
  *  - IM2COL otherwise: per group and tile of output pixels, im2col into this thread's scratch,
@@ -35,7 +36,7 @@ typedef struct conv_params {
     eb_window win;
     int bias, mode;
     int64_t tile;             /* output pixels per work item (GEMM modes) */
-    size_t col_bytes;         /* per-thread im2col buffer (64-aligned) */
+    size_t col_bytes;         /* per-thread im2col buffer, or padded plane (64-aligned) */
     size_t work_bytes;        /* per-thread sgemm workspace */
     const eb_kernel_table *kt;
     size_t group_packed;      /* floats of packed weights per group */
@@ -102,6 +103,12 @@ static eb_status conv_prepare(eb_node *node, eb_error *err)
     const int64_t npix = p.oh * p.ow;
     if (cg == 1) {
         p.mode = CONV_DEPTHWISE;
+        /* the padded plane's floats, (h + 2ph)(w + 2pw), must fit a size_t (each factor is
+         * below 2^41; the product is checked by division) */
+        const uint64_t ph2 = (uint64_t)(h + 2 * pad[0]), pw2 = (uint64_t)(w + 2 * pad[1]);
+        if (ph2 > (uint64_t)(SIZE_MAX / 8) / pw2)
+            return eb_node_fail(node, err, EB_ERR_OUT_OF_MEMORY, "padded plane too large");
+        p.col_bytes = eb_align64(p.kt->dwconv_pad_bytes(h, w, &p.win));
     } else if (kernel[0] == 1 && kernel[1] == 1 && stride[0] == 1 && stride[1] == 1 &&
                pad[0] == 0 && pad[1] == 0) {
         p.mode = CONV_GEMM_1X1;
@@ -199,57 +206,21 @@ static void conv_gemm_range(void *vctx, int64_t begin, int64_t end, int thread)
     }
 }
 
-/* First valid output column range for a kernel column offset: o with 0 <= o*s + off < n_in. */
-static void conv_valid(int64_t off, int64_t s, int64_t n_in, int64_t n_out, int64_t *lo,
-                       int64_t *hi)
-{
-    /* ceil(-off / s) and floor((n_in - 1 - off) / s) + 1, for either sign */
-    const int64_t a_num = -off, b_num = n_in - 1 - off;
-    int64_t a = a_num >= 0 ? (a_num + s - 1) / s : -((-a_num) / s);
-    int64_t b = (b_num >= 0 ? b_num / s : -((-b_num + s - 1) / s)) + 1;
-    if (a < 0) a = 0;
-    if (b > n_out) b = n_out;
-    if (b < a) b = a;
-    *lo = a;
-    *hi = b;
-}
-
-/* One output plane per item: (image, output channel). */
+/* One output plane per item: (image, output channel), through the kernel table. */
 static void conv_depthwise_range(void *vctx, int64_t begin, int64_t end, int thread)
 {
-    (void)thread;
     const conv_ctx *cx = vctx;
     const conv_params *p = cx->p;
-    const eb_window *wn = &p->win;
-    const int64_t npix = p->oh * p->ow, hw = p->h * p->w, ow = p->ow;
+    const int64_t npix = p->oh * p->ow, hw = p->h * p->w, khkw = p->win.kh * p->win.kw;
+    float *pad = eb_scratch(cx->ex, thread);
     for (int64_t it = begin; it < end; it++) {
         const int64_t oc = it % p->m, img = it / p->m;
-        const float *restrict xin = cx->x + (img * p->c + oc / p->mg) * hw;
-        const float *restrict wk = cx->wt + oc * wn->kh * wn->kw;
-        float *restrict out = cx->y + (img * p->m + oc) * npix;
-        for (int64_t oy = 0; oy < p->oh; oy++) {
-            float *restrict row = out + oy * ow;
-            for (int64_t ox = 0; ox < ow; ox++) row[ox] = 0.0f;
-            for (int64_t i = 0; i < wn->kh; i++) {
-                const int64_t iy = oy * wn->sh - wn->ph + i * wn->dh;
-                if (iy < 0 || iy >= p->h) continue;
-                const float *restrict src = xin + iy * p->w;
-                for (int64_t j = 0; j < wn->kw; j++) {
-                    const float wv = wk[i * wn->kw + j];
-                    const int64_t off = j * wn->dw - wn->pw;
-                    int64_t lo, hi;
-                    conv_valid(off, wn->sw, p->w, ow, &lo, &hi);
-                    if (wn->sw == 1) {
-                        for (int64_t ox = lo; ox < hi; ox++) row[ox] += wv * src[ox + off];
-                    } else {
-                        for (int64_t ox = lo; ox < hi; ox++) row[ox] += wv * src[ox * wn->sw + off];
-                    }
-                }
-            }
-            if (cx->bias) {
-                const float bv = cx->bias[oc];
-                for (int64_t ox = 0; ox < ow; ox++) row[ox] += bv;
-            }
+        float *out = cx->y + (img * p->m + oc) * npix;
+        p->kt->dwconv_plane(cx->x + (img * p->c + oc / p->mg) * hw, p->h, p->w,
+                            cx->wt + oc * khkw, &p->win, p->oh, p->ow, out, pad);
+        if (cx->bias) {
+            const float bv = cx->bias[oc];
+            for (int64_t q = 0; q < npix; q++) out[q] += bv;
         }
     }
 }

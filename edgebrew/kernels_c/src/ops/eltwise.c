@@ -11,6 +11,7 @@
  */
 #include <limits.h>
 
+#include "fused_activation.h"
 #include "ops_common.h"
 
 enum { ELT_PROD = 0, ELT_SUM = 1, ELT_MAX = 2 };
@@ -20,6 +21,8 @@ enum { ELT_PROD = 0, ELT_SUM = 1, ELT_MAX = 2 };
 typedef struct elt_params {
     int op;
     int n;
+    ebo_fused_act act;        /* fused activation (optimizer's Eltwise + ReLU) */
+    int64_t channels, inner;  /* axis 1 and the values per channel, for a fused PReLU */
     float coeff[]; /* n values (SUM) */
 } elt_params;
 
@@ -94,6 +97,7 @@ static void elt_range(void *vctx, int64_t begin, int64_t end, int thread)
                 elt_max_next(acc, eb_data(c->ex, c->node->inputs[k]) + j0, n);
             break;
         }
+        ebo_fused_act_apply_flat(&p->act, acc, j0, n, p->channels, p->inner);
         memcpy(c->y + j0, acc, (size_t)n * sizeof(float));
     }
 }
@@ -114,7 +118,8 @@ static eb_status elt_prepare(eb_node *node, eb_error *err)
     eb_status st;
     const char *opname = NULL;
     int op;
-    if ((st = ebo_check_arity(node, err, 2, INT_MAX, 1, 1, 0)) != EB_OK ||
+    const int extra = ebo_fused_act_extra_weights(node);
+    if ((st = ebo_check_arity(node, err, 2, INT_MAX, 1, 1, extra > 0 ? 1 : 0)) != EB_OK ||
         (st = ebo_check_float32(node, err)) != EB_OK ||
         (st = eb_attr_string(node, "operation", "SUM", &opname, err)) != EB_OK)
         return st;
@@ -157,6 +162,13 @@ static eb_status elt_prepare(eb_node *node, eb_error *err)
     }
     p->op = op;
     p->n = n;
+    p->channels = first->ndim >= 2 ? first->dims[1] : 1;
+    p->inner = first->ndim >= 2 ? ebo_count(first->dims, 2, first->ndim) : 1;
+    if ((st = ebo_fused_act_prepare(node, err, p->channels, &p->act)) != EB_OK) {
+        free(p);
+        free(coeff);
+        return st;
+    }
     for (int i = 0; i < n; i++)
         p->coeff[i] = n_coeff ? (float)coeff[i] : 1.0f;
     free(coeff);

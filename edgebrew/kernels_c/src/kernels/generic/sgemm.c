@@ -6,12 +6,14 @@
 #define EB_MR 8
 #define EB_NR 12
 #define EB_GEMV_L 8
+#define EB_DW_V 32
 #else
 /* x86-64 SSE2 (16 x 128-bit registers) and anything else: 4 x 8 keeps every accumulator in a
  * register without FMA. */
 #define EB_MR 4
 #define EB_NR 8
 #define EB_GEMV_L 8
+#define EB_DW_V 16
 #endif
 #define EB_KC 256
 #define EB_MC 192

@@ -9,6 +9,7 @@
  *   EB_KC          depth of a packed block (a B micro-panel, EB_KC x EB_NR, stays in L1)
  *   EB_MC, EB_NC   rows of the packed A block (L2) and columns of the packed B block (L3)
  *   EB_GEMV_L      partial sums per row in sgemv (two or more vectors' worth)
+ *   EB_DW_V        outputs per register block of the depthwise convolution (four vectors)
  *
  * The scheme is the GotoBLAS / BLIS one: for each EB_NC column block and EB_KC depth block pack
  * B into EB_NR-wide micro-panels; for each EB_MC row block pack A into EB_MR-tall micro-panels;
@@ -44,6 +45,7 @@
 
 _Static_assert((size_t)EB_KC * (EB_MR + EB_NR) * sizeof(float) + 128 <= EB_SGEMM_MIN_WORK_BYTES,
                "EB_SGEMM_MIN_WORK_BYTES (kernels.h) must cover this ISA's blocking");
+_Static_assert(EB_DW_V >= 4 && EB_DW_V % 4 == 0, "EB_DW_V: four vectors' worth");
 _Static_assert(EB_GEMV_L >= 1 && (EB_GEMV_L & (EB_GEMV_L - 1)) == 0, "EB_GEMV_L: a power of 2");
 
 #if defined(__GNUC__)
@@ -447,10 +449,155 @@ static void eb_sgemv_impl(int trans_a, int64_t m, int64_t n, const float *a, int
         eb_gemv_n(m, n, a, lda, x, y, accumulate);
 }
 
+/* ---- depthwise convolution of a plane ---------------------------------------------------- */
+
+/* Register blocks of outputs: ROWS output rows (rstride apart in the input) x LANES adjacent
+ * outputs, acc[r][l] += k_t * in[r * rstride + off_t + l] over the taps t. Only the tap loop is
+ * a loop (rows and lanes unrolled), so gcc keeps acc in registers: ROWS * LANES / vector width
+ * independent FMA chains (four), instead of jamming the tap loop into scalar code. */
+#define EB_DW_BLOCK(NAME, ROWS, LANES)                                                          \
+    static void NAME(const float *restrict base, int64_t rstride, const int64_t *restrict toff, \
+                     const float *restrict tw, int64_t ntaps, float *restrict out,              \
+                     int64_t ostride)                                                          \
+    {                                                                                          \
+        float acc[ROWS][LANES];                                                                \
+        for (int r = 0; r < ROWS; r++)                                                         \
+            for (int l = 0; l < LANES; l++) acc[r][l] = 0.0f;                                  \
+        for (int64_t t = 0; t < ntaps; t++) {                                                  \
+            const float kv = tw[t];                                                            \
+            const float *restrict src = base + toff[t];                                        \
+            EB_UNROLL for (int r = 0; r < ROWS; r++)                                           \
+                EB_UNROLL for (int l = 0; l < LANES; l++)                                      \
+                    acc[r][l] = EB_FMADD(kv, src[r * rstride + l], acc[r][l]);                 \
+        }                                                                                      \
+        for (int r = 0; r < ROWS; r++)                                                         \
+            for (int l = 0; l < LANES; l++) out[r * ostride + l] = acc[r][l];                  \
+    }
+EB_DW_BLOCK(eb_dw_block_1xv, 1, EB_DW_V)     /* one row, four vectors */
+EB_DW_BLOCK(eb_dw_block_4x1, 4, EB_DW_V / 4) /* four rows, one vector */
+EB_DW_BLOCK(eb_dw_block_1x1, 1, EB_DW_V / 4) /* one row, one vector */
+
+/* The staging buffer: with padding or a column stride sw > 1, each row of the zero-padded
+ * plane is stored as sw phase rows (columns q, q + sw, q + 2 sw, ...), so that the inputs of
+ * adjacent outputs are adjacent for every tap. */
+static size_t eb_dwconv_pad_bytes_impl(int64_t h, int64_t w, const eb_window *wn)
+{
+    if (wn->ph == 0 && wn->pw == 0 && wn->sw == 1) return 0;
+    const int64_t ldp = (w + 2 * wn->pw + wn->sw - 1) / wn->sw;
+    return (size_t)((h + 2 * wn->ph) * wn->sw * ldp) * sizeof(float);
+}
+
+/* All kh*kw taps of every output, in (i, j) order, padding zeros included (as the reference
+ * sums them). Output rows go four at a time in one-vector column blocks, the rest one at a time
+ * in four-vector blocks; a row's last block ends at the row's end and may overlap the one
+ * before (those pixels recomputed with the same arithmetic); rows narrower than a vector go
+ * pixel by pixel, as do kernels of more than EB_DW_TAPS taps. */
+enum { EB_DW_TAPS = 64 };
+
+static float eb_dw_pixel(const float *base, const int64_t *toff, const float *tw, int64_t ntaps)
+{
+    float acc = 0.0f;
+    for (int64_t t = 0; t < ntaps; t++) acc = EB_FMADD(tw[t], base[toff[t]], acc);
+    return acc;
+}
+
+static void eb_dwconv_plane_impl(const float *x, int64_t h, int64_t w, const float *k,
+                                 const eb_window *wn, int64_t oh, int64_t ow, float *y,
+                                 float *pad)
+{
+    const int64_t kh = wn->kh, kw = wn->kw, sw = wn->sw, ph = wn->ph, pw = wn->pw;
+    const int64_t V = EB_DW_V, V1 = EB_DW_V / 4;
+    const float *src = x;
+    int64_t ld = w, ldp = w; /* input row stride; phase row stride */
+    if (ph || pw || sw > 1) {
+        ldp = (w + 2 * pw + sw - 1) / sw;
+        ld = sw * ldp;
+        memset(pad, 0, (size_t)(ph * ld) * sizeof(float));
+        memset(pad + (ph + h) * ld, 0, (size_t)(ph * ld) * sizeof(float));
+        for (int64_t r = 0; r < h; r++) {
+            float *dst = pad + (r + ph) * ld;
+            const float *in = x + r * w;
+            if (sw == 1) {
+                memset(dst, 0, (size_t)pw * sizeof(float));
+                memcpy(dst + pw, in, (size_t)w * sizeof(float));
+                memset(dst + pw + w, 0, (size_t)(ldp - pw - w) * sizeof(float));
+            } else { /* padded column c = pos * sw + q goes to phase q, position pos */
+                for (int64_t q = 0; q < sw; q++) {
+                    float *d = dst + q * ldp;
+                    /* input column pos * sw + q - pw in [0, w) for pos in [lo, hi) */
+                    int64_t lo = pw - q <= 0 ? 0 : (pw - q + sw - 1) / sw;
+                    int64_t hi = w - 1 + pw - q < 0 ? 0 : (w - 1 + pw - q) / sw + 1;
+                    if (hi > ldp) hi = ldp;
+                    if (lo > hi) lo = hi;
+                    for (int64_t pos = 0; pos < lo; pos++) d[pos] = 0.0f;
+                    const float *col = in + (lo * sw + q - pw); /* in the row when lo < hi */
+                    for (int64_t pos = lo; pos < hi; pos++) d[pos] = col[(pos - lo) * sw];
+                    for (int64_t pos = hi; pos < ldp; pos++) d[pos] = 0.0f;
+                }
+            }
+        }
+        src = pad;
+    }
+    const int64_t rstride = wn->sh * ld; /* input distance between output rows */
+    const int64_t ntaps = kh * kw;
+    /* tap (i, j): padded row i*dh, padded column ox*sw + j*dw -> phase (j*dw) % sw, position
+     * ox + (j*dw) / sw */
+    if (ntaps > EB_DW_TAPS) { /* big kernels: pixel by pixel, taps in (i, j) order */
+        for (int64_t oy = 0; oy < oh; oy++)
+            for (int64_t ox = 0; ox < ow; ox++) {
+                const float *base = src + oy * rstride + ox;
+                float acc = 0.0f;
+                for (int64_t i = 0; i < kh; i++)
+                    for (int64_t j = 0; j < kw; j++) {
+                        const int64_t jd = j * wn->dw;
+                        acc = EB_FMADD(k[i * kw + j],
+                                       base[i * wn->dh * ld + (jd % sw) * ldp + jd / sw], acc);
+                    }
+                y[oy * ow + ox] = acc;
+            }
+        return;
+    }
+    int64_t toff[EB_DW_TAPS];
+    float tw[EB_DW_TAPS];
+    for (int64_t i = 0; i < kh; i++)
+        for (int64_t j = 0; j < kw; j++) {
+            const int64_t jd = j * wn->dw;
+            toff[i * kw + j] = i * wn->dh * ld + (jd % sw) * ldp + jd / sw;
+            tw[i * kw + j] = k[i * kw + j];
+        }
+    int64_t oy = 0;
+    if (ow >= V1)
+        for (; oy + 4 <= oh; oy += 4) {
+            const float *base = src + oy * rstride;
+            float *yr = y + oy * ow;
+            for (int64_t ox = 0;; ox += V1) {
+                if (ox + V1 > ow) ox = ow - V1; /* the last block, overlapping */
+                eb_dw_block_4x1(base + ox, rstride, toff, tw, ntaps, yr + ox, ow);
+                if (ox + V1 >= ow) break;
+            }
+        }
+    for (; oy < oh; oy++) {
+        const float *base = src + oy * rstride;
+        float *yr = y + oy * ow;
+        int64_t ox = 0;
+        for (; ox + V <= ow; ox += V) eb_dw_block_1xv(base + ox, 0, toff, tw, ntaps, yr + ox, 0);
+        if (ox < ow && ow >= V1) {
+            for (; ox + V1 <= ow; ox += V1)
+                eb_dw_block_1x1(base + ox, 0, toff, tw, ntaps, yr + ox, 0);
+            if (ox < ow) {
+                ox = ow - V1;
+                eb_dw_block_1x1(base + ox, 0, toff, tw, ntaps, yr + ox, 0);
+                ox = ow;
+            }
+        }
+        for (; ox < ow; ox++) yr[ox] = eb_dw_pixel(base + ox, toff, tw, ntaps);
+    }
+}
+
 _Static_assert(EB_MC % EB_MR == 0, "EB_MC: a multiple of EB_MR");
 
 const eb_kernel_table EB_TABLE_NAME = {
     EB_ISA_NAME,          eb_sgemm_impl,         eb_sgemm_ex_impl,      eb_sgemm_work_bytes_impl,
     eb_sgemv_impl,        EB_MR,                 eb_pack_a_bytes_impl,  eb_pack_a_full_impl,
-    eb_sgemm_packed_a_impl,
+    eb_sgemm_packed_a_impl, eb_dwconv_pad_bytes_impl, eb_dwconv_plane_impl,
 };
