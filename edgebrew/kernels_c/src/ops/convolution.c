@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "conv_geometry.h"
+#include "fused_activation.h"
 #include "kernels/im2col.h"
 #include "kernels/kernels.h"
 #include "op.h"
@@ -39,6 +40,7 @@ typedef struct conv_params {
     size_t col_bytes;         /* per-thread im2col buffer, or padded plane (64-aligned) */
     size_t work_bytes;        /* per-thread sgemm workspace */
     const eb_kernel_table *kt;
+    ebo_fused_act act;        /* fused activation (optimizer), applied after the bias */
     size_t group_packed;      /* floats of packed weights per group */
     float *packed;            /* packed weights (inside this allocation), GEMM modes */
 } conv_params;
@@ -57,7 +59,8 @@ static eb_status conv_prepare(eb_node *node, eb_error *err)
     if ((s = eb_read_pair(node, "dilation", 0, 1, 1, dil, err)) != EB_OK) return s;
     if ((s = eb_attr_int(node, "group", 1, &group, err)) != EB_OK) return s;
     if ((s = eb_read_bool(node, "bias_term", 1, &bias, err)) != EB_OK) return s;
-    if ((s = eb_check_counts(node, 1, 1, bias ? 2 : 1, err)) != EB_OK) return s;
+    const int act_slope = ebo_fused_act_extra_weights(node) > 0;
+    if ((s = eb_check_counts(node, 1, 1, (bias ? 2 : 1) + act_slope, err)) != EB_OK) return s;
     if ((s = eb_check_pair(node, "kernel", kernel, 1, err)) != EB_OK) return s;
     if ((s = eb_check_pair(node, "stride", stride, 1, err)) != EB_OK) return s;
     if ((s = eb_check_pair(node, "dilation", dil, 1, err)) != EB_OK) return s;
@@ -100,6 +103,7 @@ static eb_status conv_prepare(eb_node *node, eb_error *err)
     p.win = (eb_window){kernel[0], kernel[1], stride[0], stride[1], pad[0], pad[1], dil[0], dil[1]};
     p.bias = bias;
     p.kt = eb_kernels();
+    if ((s = ebo_fused_act_prepare(node, err, m, &p.act)) != EB_OK) return s;
     const int64_t npix = p.oh * p.ow;
     if (cg == 1) {
         p.mode = CONV_DEPTHWISE;
@@ -203,6 +207,9 @@ static void conv_gemm_range(void *vctx, int64_t begin, int64_t end, int thread)
                 for (int64_t t = 0; t < np; t++) row[t] += bv;
             }
         }
+        if (p->act.kind != EBO_ACT_NONE)
+            for (int64_t r = 0; r < nrows; r++)
+                ebo_fused_act_apply(&p->act, yg + r * npix, np, g * p->mg + r0 + r);
     }
 }
 
@@ -222,6 +229,7 @@ static void conv_depthwise_range(void *vctx, int64_t begin, int64_t end, int thr
             const float bv = cx->bias[oc];
             for (int64_t q = 0; q < npix; q++) out[q] += bv;
         }
+        ebo_fused_act_apply(&p->act, out, npix, oc);
     }
 }
 

@@ -17,6 +17,7 @@
 #include "conv_geometry.h"
 #include "kernels/im2col.h"
 #include "kernels/kernels.h"
+#include "fused_activation.h"
 #include "op.h"
 
 typedef struct deconv_params {
@@ -31,6 +32,7 @@ typedef struct deconv_params {
     size_t col_bytes, work_bytes;
     size_t block_stride;      /* floats between packed blocks */
     const eb_kernel_table *kt;
+    ebo_fused_act act;        /* fused activation (optimizer) */
     float *packed;            /* [group][block] packed W_g^T rows of the block */
 } deconv_params;
 
@@ -48,7 +50,8 @@ static eb_status deconv_prepare(eb_node *node, eb_error *err)
     if ((s = eb_read_pair(node, "dilation", 0, 1, 1, dil, err)) != EB_OK) return s;
     if ((s = eb_attr_int(node, "group", 1, &group, err)) != EB_OK) return s;
     if ((s = eb_read_bool(node, "bias_term", 1, &bias, err)) != EB_OK) return s;
-    if ((s = eb_check_counts(node, 1, 1, bias ? 2 : 1, err)) != EB_OK) return s;
+    const int extra = ebo_fused_act_extra_weights(node) > 0;
+    if ((s = eb_check_counts(node, 1, 1, (bias ? 2 : 1) + extra, err)) != EB_OK) return s;
     if ((s = eb_check_pair(node, "kernel", kernel, 1, err)) != EB_OK) return s;
     if ((s = eb_check_pair(node, "stride", stride, 1, err)) != EB_OK) return s;
     if ((s = eb_check_pair(node, "dilation", dil, 1, err)) != EB_OK) return s;
@@ -121,6 +124,7 @@ static eb_status deconv_prepare(eb_node *node, eb_error *err)
     if (total > (uint64_t)SIZE_MAX / 2)
         return eb_node_fail(node, err, EB_ERR_OUT_OF_MEMORY, "packed weights too large");
 
+    if ((s = ebo_fused_act_prepare(node, err, num_output, &p.act)) != EB_OK) return s;
     deconv_params *pp = malloc(sizeof(deconv_params) + (size_t)total + 64);
     if (!pp) return eb_node_fail(node, err, EB_ERR_OUT_OF_MEMORY, "no memory for parameters");
     *pp = p;
@@ -180,6 +184,7 @@ static void deconv_range(void *vctx, int64_t begin, int64_t end, int thread)
                 for (int64_t q = 0; q < opix; q++) plane[q] += bv;
             }
         }
+        ebo_fused_act_apply_planes(&p->act, yb, g * p->mg + c0, nch, opix);
     }
 }
 

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "conv_geometry.h"
+#include "fused_activation.h"
 #include "kernels/kernels.h"
 #include "op.h"
 
@@ -25,6 +26,8 @@ typedef struct ip_params {
     int64_t col_block, row_block;
     size_t work_bytes;
     const eb_kernel_table *kt;
+    ebo_fused_act act;          /* fused activation (optimizer) */
+    int64_t act_channels, act_inner; /* output axis 1 and the values per channel after it */
 } ip_params;
 
 static eb_status ip_prepare(eb_node *node, eb_error *err)
@@ -38,7 +41,8 @@ static eb_status ip_prepare(eb_node *node, eb_error *err)
     if ((s = eb_read_bool(node, "bias_term", 1, &bias, err)) != EB_OK) return s;
     if ((s = eb_attr_int(node, "axis", 1, &axis, err)) != EB_OK) return s;
     if ((s = eb_read_bool(node, "transpose", 0, &transpose, err)) != EB_OK) return s;
-    if ((s = eb_check_counts(node, 1, 1, bias ? 2 : 1, err)) != EB_OK) return s;
+    const int extra = ebo_fused_act_extra_weights(node) > 0;
+    if ((s = eb_check_counts(node, 1, 1, (bias ? 2 : 1) + extra, err)) != EB_OK) return s;
     if (num_output < 1 || num_output > EB_MAX_TENSOR_ELEMS)
         return eb_node_fail(node, err, EB_ERR_INVALID_BUNDLE, "num_output %lld out of range",
                             (long long)num_output);
@@ -62,9 +66,15 @@ static eb_status ip_prepare(eb_node *node, eb_error *err)
     if ((s = eb_check_shape(node, node->weights[0], "weight", 2, wdims, err)) != EB_OK) return s;
     if (bias && (s = eb_check_shape(node, node->weights[1], "bias", 1, &n, err)) != EB_OK) return s;
 
+    ebo_fused_act act;
+    const int64_t act_channels = ax + 1 >= 2 ? odims[1] : 1;
+    const int64_t act_inner = ax + 1 >= 2 ? ebo_count(odims, 2, ax + 1) : 1;
+    if ((s = ebo_fused_act_prepare(node, err, act_channels, &act)) != EB_OK) return s;
+
     ip_params *p = malloc(sizeof(ip_params));
     if (!p) return eb_node_fail(node, err, EB_ERR_OUT_OF_MEMORY, "no memory for parameters");
     memset(p, 0, sizeof(*p));
+    p->act = act, p->act_channels = act_channels, p->act_inner = act_inner;
     p->m = m, p->k = k, p->n = n, p->transpose = transpose, p->bias = bias;
     p->kt = eb_kernels();
     if (m <= IP_GEMV_MAX_ROWS) {
@@ -115,6 +125,10 @@ static void ip_range(void *vctx, int64_t begin, int64_t end, int thread)
         if (cx->bias)
             for (int64_t i = 0; i < mb; i++)
                 for (int64_t j = 0; j < nb; j++) y[i * n + j] += cx->bias[n0 + j];
+        if (p->act.kind != EBO_ACT_NONE)
+            for (int64_t i = 0; i < mb; i++)
+                ebo_fused_act_apply_flat(&p->act, y + i * n, (i0 + i) * n + n0, nb,
+                                         p->act_channels, p->act_inner);
     }
 }
 

@@ -521,6 +521,28 @@ static void eb_dwconv_plane_impl(const float *x, int64_t h, int64_t w, const flo
                 memset(dst, 0, (size_t)pw * sizeof(float));
                 memcpy(dst + pw, in, (size_t)w * sizeof(float));
                 memset(dst + pw + w, 0, (size_t)(ldp - pw - w) * sizeof(float));
+            } else if (sw == 2) { /* the common case, as one interleaved pass gcc vectorizes */
+                float *restrict d0 = dst, *restrict d1 = dst + ldp;
+                /* padded columns 2*pos and 2*pos + 1 are both inside the row for pos in
+                 * [lo, hi) */
+                int64_t lo = (pw + 1) / 2, hi = (w + pw) / 2;
+                if (hi > ldp) hi = ldp;
+                if (lo > hi) lo = hi;
+                for (int64_t pos = 0; pos < lo; pos++) {
+                    const int64_t c0 = 2 * pos - pw, c1 = c0 + 1;
+                    d0[pos] = (c0 >= 0 && c0 < w) ? in[c0] : 0.0f;
+                    d1[pos] = (c1 >= 0 && c1 < w) ? in[c1] : 0.0f;
+                }
+                const float *restrict pair = in + (2 * lo - pw); /* in the row when lo < hi */
+                for (int64_t pos = 0; pos < hi - lo; pos++) {
+                    d0[lo + pos] = pair[2 * pos];
+                    d1[lo + pos] = pair[2 * pos + 1];
+                }
+                for (int64_t pos = hi; pos < ldp; pos++) {
+                    const int64_t c0 = 2 * pos - pw, c1 = c0 + 1;
+                    d0[pos] = (c0 >= 0 && c0 < w) ? in[c0] : 0.0f;
+                    d1[pos] = (c1 >= 0 && c1 < w) ? in[c1] : 0.0f;
+                }
             } else { /* padded column c = pos * sw + q goes to phase q, position pos */
                 for (int64_t q = 0; q < sw; q++) {
                     float *d = dst + q * ldp;
