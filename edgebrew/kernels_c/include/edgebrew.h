@@ -67,7 +67,9 @@ int eb_model_num_ops(const eb_model *model);
 eb_status eb_session_create(const eb_model *model, const eb_session_options *options,
                             eb_session **out);
 void eb_session_free(eb_session *session);
-/* Copy `count` float32 values into input `index`; count must equal the input's element count. */
+/* Copy `count` float32 values into input `index`; count must equal the input's element count.
+ * Set every input before each run: the memory plan reuses an input's bytes once no op reads it
+ * any more, so after a run the inputs hold other data. */
 eb_status eb_session_set_input(eb_session *session, int index, const float *data, size_t count);
 /* Run every op. Allocates nothing. */
 eb_status eb_session_run(eb_session *session);

@@ -113,6 +113,14 @@ void eb_parallel_for(eb_exec *ex, int64_t n, eb_range_fn fn, void *ctx);
 void eb_set_output_shape(eb_exec *ex, const eb_node *node, int output, int ndim,
                          const int64_t *dims);
 
+/* For run(): record why this op failed (reported as "op 'NAME' (Type) failed while running:
+ * <message>"); run() then returns a non-OK status (or EB_OK: the failure still counts). */
+void eb_exec_fail(eb_exec *ex, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
 /* Shape helpers for prepare(). */
 int eb_same_shape(const eb_tensor *a, const eb_tensor *b);
 

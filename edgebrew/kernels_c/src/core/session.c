@@ -1,4 +1,5 @@
 /* Sessions: arena, scratch, thread pool; running the ops; the eb_exec services of op.h. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -185,6 +186,16 @@ static void exec_fail(eb_exec *ex, const char *msg) {
     if (ex->failed) return;
     ex->failed = 1;
     snprintf(ex->fail_msg, sizeof ex->fail_msg, "%s", msg);
+}
+
+void eb_exec_fail(eb_exec *ex, const char *fmt, ...) {
+    char msg[sizeof ex->fail_msg];
+    va_list ap;
+    if (!ex) return;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    exec_fail(ex, msg);
 }
 
 void eb_set_output_shape(eb_exec *ex, const eb_node *node, int output, int ndim,

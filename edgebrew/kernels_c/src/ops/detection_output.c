@@ -469,8 +469,11 @@ static eb_status run(const eb_node *node, eb_exec *ex)
         for (int64_t j = 0; j < np; j++) {
             const float *b = prior + j * 4;
             const float w = b[2] - b[0], h = b[3] - b[1];
-            if (!(w > 0 && h > 0))
-                return EB_ERR_RUNTIME; /* the reference raises: no width or height */
+            if (!(w > 0 && h > 0)) {
+                eb_exec_fail(ex, "prior box %lld has no width or height, which "
+                             "CENTER_SIZE/CORNER_SIZE decoding divides by", (long long)j);
+                return EB_ERR_RUNTIME; /* the reference raises too */
+            }
         }
     }
 
