@@ -1,9 +1,11 @@
 /* Compute kernels shared by the ops, built once per ISA level (see dispatch.c).
  *
- * The generic C in kernels/generic/ is written so the compiler vectorizes it (-O3); the build
- * compiles the same sources again with -mavx2 -mfma and -mavx512f into separately named
- * symbols, and eb_kernels() picks the best table for the CPU at run time. Hand-written
- * intrinsics for specific ISAs go in kernels/<isa>/ later, behind the same table.
+ * The generic C in kernels/generic/ (sgemm_impl.h) is written so the compiler vectorizes it
+ * (-O2/-O3): fixed-size register tiles as plain loops. generic/sgemm.c builds it for the
+ * baseline ISA (SSE2 on x86-64, NEON on aarch64); isa_avx2.c and isa_avx512.c build it again
+ * under #pragma GCC target (x86-64 GNU C only) into separately named tables, and eb_kernels()
+ * picks the best table for the CPU at run time (dispatch.c). Hand-written intrinsics for
+ * specific ISAs can go in kernels/<isa>/ later, behind the same table.
  *
  * Every kernel is single-threaded (the ops split work with eb_parallel_for) and deterministic:
  * an element of the result depends only on the operands and on k, never on how a caller splits
@@ -61,7 +63,8 @@ typedef struct eb_kernel_table {
      * k[kh x kw] under `win` (zero padding), no bias; oh, ow as Convolution computes them
      * (every window inside the padded plane). All kh*kw taps summed in (i, j) order from zero,
      * padding zeros included. pad: dwconv_pad_bytes(h, w, win) bytes of scratch (the plane
-     * copied with its zero border; none needed without padding). */
+     * staged with its zero border, each row split into stride phases; 0 bytes, and pad unused,
+     * without padding at column stride 1). */
     size_t (*dwconv_pad_bytes)(int64_t h, int64_t w, const eb_window *win);
     void (*dwconv_plane)(const float *x, int64_t h, int64_t w, const float *k,
                          const eb_window *win, int64_t oh, int64_t ow, float *y, float *pad);

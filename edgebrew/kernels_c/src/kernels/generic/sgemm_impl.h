@@ -1,6 +1,7 @@
-/* Body of the cache-blocked SGEMM / SGEMV, compiled once per ISA (generic/sgemm.c,
- * isa_avx2.c, isa_avx512.c). Not a header to include elsewhere: every function is static and
- * the file ends by defining one kernel table. Before including it, define:
+/* Body of the per-ISA kernels (cache-blocked SGEMM with prepacked-A variant, SGEMV, depthwise
+ * convolution), compiled once per ISA (generic/sgemm.c, isa_avx2.c, isa_avx512.c). Not a
+ * header to include elsewhere: every function is static and the file ends by defining one
+ * kernel table. Before including it, define:
  *
  *   EB_TABLE_NAME  the name of the eb_kernel_table to define (e.g. eb_kernel_table_avx2)
  *   EB_ISA_NAME    its isa string ("generic", "avx2", "avx512")
