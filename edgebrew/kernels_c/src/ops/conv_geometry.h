@@ -116,4 +116,46 @@ static inline eb_status eb_check_ndim(const eb_node *node, const eb_tensor *t, c
     return EB_OK;
 }
 
+
+/* The attributes Convolution and Deconvolution share (edgebrew/ir/ops/convolution.py), read and
+ * checked with the node's tensor counts (bias and a fused PReLU's slope are extra weights), its
+ * 4-d input, num_output's range and group's divisibility. */
+typedef struct eb_conv_attrs {
+    int64_t num_output, group, kernel[2], stride[2], pad[2], dil[2];
+    int bias;
+} eb_conv_attrs;
+
+static inline eb_status eb_read_conv_attrs(eb_node *node, int extra_weights, eb_conv_attrs *a,
+                                           eb_error *err)
+{
+    eb_status s;
+    a->bias = 1;
+    if ((s = eb_attr_int(node, "num_output", 0, &a->num_output, err)) != EB_OK) return s;
+    if (!eb_attr_has(node, "num_output"))
+        return eb_node_fail(node, err, EB_ERR_INVALID_BUNDLE, "attribute 'num_output' is required");
+    if ((s = eb_read_pair(node, "kernel", 1, 0, 0, a->kernel, err)) != EB_OK) return s;
+    if ((s = eb_read_pair(node, "stride", 0, 1, 1, a->stride, err)) != EB_OK) return s;
+    if ((s = eb_read_pair(node, "pad", 0, 0, 0, a->pad, err)) != EB_OK) return s;
+    if ((s = eb_read_pair(node, "dilation", 0, 1, 1, a->dil, err)) != EB_OK) return s;
+    if ((s = eb_attr_int(node, "group", 1, &a->group, err)) != EB_OK) return s;
+    if ((s = eb_read_bool(node, "bias_term", 1, &a->bias, err)) != EB_OK) return s;
+    if ((s = eb_check_counts(node, 1, 1, (a->bias ? 2 : 1) + extra_weights, err)) != EB_OK)
+        return s;
+    if ((s = eb_check_pair(node, "kernel", a->kernel, 1, err)) != EB_OK) return s;
+    if ((s = eb_check_pair(node, "stride", a->stride, 1, err)) != EB_OK) return s;
+    if ((s = eb_check_pair(node, "dilation", a->dil, 1, err)) != EB_OK) return s;
+    if ((s = eb_check_pair(node, "pad", a->pad, 0, err)) != EB_OK) return s;
+    const eb_tensor *in = node->inputs[0];
+    if ((s = eb_check_ndim(node, in, "input", 4, err)) != EB_OK) return s;
+    if (a->num_output < 1 || a->num_output > EB_MAX_TENSOR_ELEMS)
+        return eb_node_fail(node, err, EB_ERR_INVALID_BUNDLE, "num_output %lld out of range",
+                            (long long)a->num_output);
+    const int64_t c = in->dims[1];
+    if (a->group < 1 || c % a->group != 0 || a->num_output % a->group != 0)
+        return eb_node_fail(node, err, EB_ERR_INVALID_BUNDLE,
+                            "group %lld must divide the input channels %lld and num_output %lld",
+                            (long long)a->group, (long long)c, (long long)a->num_output);
+    return EB_OK;
+}
+
 #endif

@@ -48,34 +48,14 @@ typedef struct conv_params {
 static eb_status conv_prepare(eb_node *node, eb_error *err)
 {
     eb_status s;
-    int64_t num_output, group, kernel[2], stride[2], pad[2], dil[2];
-    int bias = 1;
-    if ((s = eb_attr_int(node, "num_output", 0, &num_output, err)) != EB_OK) return s;
-    if (!eb_attr_has(node, "num_output"))
-        return eb_node_fail(node, err, EB_ERR_INVALID_BUNDLE, "attribute 'num_output' is required");
-    if ((s = eb_read_pair(node, "kernel", 1, 0, 0, kernel, err)) != EB_OK) return s;
-    if ((s = eb_read_pair(node, "stride", 0, 1, 1, stride, err)) != EB_OK) return s;
-    if ((s = eb_read_pair(node, "pad", 0, 0, 0, pad, err)) != EB_OK) return s;
-    if ((s = eb_read_pair(node, "dilation", 0, 1, 1, dil, err)) != EB_OK) return s;
-    if ((s = eb_attr_int(node, "group", 1, &group, err)) != EB_OK) return s;
-    if ((s = eb_read_bool(node, "bias_term", 1, &bias, err)) != EB_OK) return s;
-    const int act_slope = ebo_fused_act_extra_weights(node) > 0;
-    if ((s = eb_check_counts(node, 1, 1, (bias ? 2 : 1) + act_slope, err)) != EB_OK) return s;
-    if ((s = eb_check_pair(node, "kernel", kernel, 1, err)) != EB_OK) return s;
-    if ((s = eb_check_pair(node, "stride", stride, 1, err)) != EB_OK) return s;
-    if ((s = eb_check_pair(node, "dilation", dil, 1, err)) != EB_OK) return s;
-    if ((s = eb_check_pair(node, "pad", pad, 0, err)) != EB_OK) return s;
-
+    eb_conv_attrs a;
+    if ((s = eb_read_conv_attrs(node, ebo_fused_act_extra_weights(node) > 0, &a, err)) != EB_OK)
+        return s;
     const eb_tensor *in = node->inputs[0];
-    if ((s = eb_check_ndim(node, in, "input", 4, err)) != EB_OK) return s;
     const int64_t n = in->dims[0], c = in->dims[1], h = in->dims[2], w = in->dims[3];
-    if (num_output < 1 || num_output > EB_MAX_TENSOR_ELEMS)
-        return eb_node_fail(node, err, EB_ERR_INVALID_BUNDLE, "num_output %lld out of range",
-                            (long long)num_output);
-    if (group < 1 || c % group != 0 || num_output % group != 0)
-        return eb_node_fail(node, err, EB_ERR_INVALID_BUNDLE,
-                            "group %lld must divide the input channels %lld and num_output %lld",
-                            (long long)group, (long long)c, (long long)num_output);
+    const int64_t num_output = a.num_output, group = a.group;
+    const int64_t *kernel = a.kernel, *stride = a.stride, *pad = a.pad, *dil = a.dil;
+    const int bias = a.bias;
     int64_t out[2];
     const int64_t size[2] = {h, w};
     for (int i = 0; i < 2; i++) {
