@@ -90,7 +90,12 @@ def convert_with_peer(name, py, prototxt, caffemodel, out: Path, timeout=600):
     except subprocess.TimeoutExpired:
         return "failed", f"no result after {timeout} s"
     if r.returncode != 0 or not out.exists():
-        return "failed", _last_line(r.stderr) or _last_line(r.stdout) or f"exit {r.returncode}"
+        if r.returncode < 0:
+            return "failed", (f"killed by signal {-r.returncode} (out of memory?) after "
+                              f"{time.perf_counter() - t:.0f} s")
+        why = _last_line(r.stderr) or f"exit {r.returncode}, no file; last output: " \
+            f"{_last_line(r.stdout)}"
+        return "failed", why
     return "ok", time.perf_counter() - t
 
 
@@ -215,15 +220,27 @@ def evaluate(path: Path, prep: dict, runs: int) -> dict:
             errors.append(f"{t}: rel err {err:.2g}")
     res["status"] = "match" if not errors else "WRONG (" + "; ".join(errors) + ")"
     if not errors and runs:
+        res["_session"] = (sess, feeds)
+    return res
+
+
+def time_sessions(results: dict, runs: int) -> None:
+    """Median latency of each converter's session, timed in interleaved rounds (so that a
+    change of machine load hits every converter alike)."""
+    timed = {who: r.pop("_session") for who, r in results.items() if "_session" in r}
+    for sess, feeds in timed.values():
         for _ in range(3):
             sess.run(None, feeds)
-        times = []
-        for _ in range(runs):
-            t0 = time.perf_counter()
-            sess.run(None, feeds)
-            times.append(time.perf_counter() - t0)
-        res["ms"] = 1000 * float(np.median(times))
-    return res
+    times = {who: [] for who in timed}
+    rounds = 5
+    for _ in range(rounds):
+        for who, (sess, feeds) in timed.items():
+            for _ in range(max(1, runs // rounds)):
+                t0 = time.perf_counter()
+                sess.run(None, feeds)
+                times[who].append(time.perf_counter() - t0)
+    for who, t in times.items():
+        results[who]["ms"] = 1000 * float(np.median(t))
 
 
 def _ort_message(e) -> str:
@@ -265,6 +282,7 @@ def run_net(net: str, workdir: Path, peers: dict, runs: int, reuse: bool = False
                 row[name] = {"status": f"conversion fails: {detail}"}
                 continue
         row[name] = evaluate(path, prep, runs)
+    time_sessions({w: row[w] for w in ["edgebrew", *peers] if w in row}, runs)
     return row
 
 
@@ -297,12 +315,13 @@ def main(argv=None):
     ap.add_argument("--reuse", action="store_true",
                     help="reuse the peers' files already in --workdir (to time again)")
     ap.add_argument("--table", nargs="+", metavar="JSON",
-                    help="only print the table of rows saved by earlier runs (--json files)")
+                    help="only print the table of rows saved by earlier runs (--json files; "
+                         "for a net in several files, the last file's row)")
     args = ap.parse_args(argv)
     if args.table:
-        rows = [r for f in args.table for r in json.loads(Path(f).read_text())]
-        order = {n: i for i, n in enumerate(ZOO)}
-        print(table(sorted(rows, key=lambda r: order.get(r["net"], len(order)))))
+        by_net = {r["net"]: r for f in args.table for r in json.loads(Path(f).read_text())}
+        order = {n: i for i, n in enumerate(ZOO)}      # a later file's row replaces an earlier
+        print(table(sorted(by_net.values(), key=lambda r: order.get(r["net"], len(order)))))
         return 0
     peers = {name: setup_peer(name) for name in PEERS}
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="onnx_peers_"))
