@@ -8,34 +8,12 @@ from caffe_files import random_weights, write_caffemodel
 from conftest import shared_path
 from helpers import rel_error
 from opencv_oracle import producer_layer, run_opencv
+from zoo_nets import SLOW_NETS, ZOO_NETS
 from edgebrew.importer.proto import caffe_pb2
 
 # name -> (prototxt file, input override or None, marks)
-NETS = {
-    "lenet": ("deploy.prototxt", None),
-    "cifar10_quick": ("deploy.prototxt", None),
-    "cifar10_full": ("deploy.prototxt", None),
-    "bvlc_reference_caffenet": ("deploy.prototxt", None),
-    "bvlc_alexnet": ("deploy.prototxt", None),
-    "bvlc_googlenet": ("deploy.prototxt", None),
-    "squeezenet_v1_0": ("deploy.prototxt", None),
-    "mobilenet_v1": ("deploy.prototxt", None),
-    "resnet50": ("deploy.prototxt", None),
-    "resnet50_stem_test": ("deploy.prototxt", None),
-    "open_nsfw": ("deploy.prototxt", None),
-    "mtcnn_det1": ("deploy.prototxt", (1, 3, 36, 52)),   # fully convolutional: any H x W
-    "mtcnn_det2": ("deploy.prototxt", None),
-    "ultraface_slim320": ("deploy.prototxt", None),
-    "legacy_v0_lenet": ("deploy.prototxt", None),
-    "legacy_v1_caffenet": ("deploy.prototxt", None),
-    "mobilenet_ssd": ("deploy.prototxt", None),
-}
-SLOW = {
-    "vgg16": ("deploy.prototxt", None),
-    "fcn8s_voc": ("deploy.prototxt", (1, 3, 128, 128)),    # reduced from 500 x 500
-    "fcn32s_voc": ("val.prototxt", (1, 3, 224, 224)),     # a Python data layer: --input needed
-    "ssd300_vgg16_voc0712": ("deploy.prototxt", None),
-}
+NETS = ZOO_NETS
+SLOW = SLOW_NETS
 PARAMS = [pytest.param(n, *v, id=n) for n, v in NETS.items()] + \
          [pytest.param(n, *v, id=n, marks=pytest.mark.slow) for n, v in SLOW.items()]
 

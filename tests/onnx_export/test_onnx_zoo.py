@@ -11,35 +11,10 @@ import edgebrew
 from caffe_files import random_weights, write_caffemodel
 from conftest import shared_path
 from onnx_testing import assert_matches, check, onnx, run_onnx
+from zoo_nets import MORE_LEGACY, SLOW_NETS, ZOO_NETS
 
-NETS = {
-    "lenet": ("deploy.prototxt", None),
-    "cifar10_quick": ("deploy.prototxt", None),
-    "cifar10_full": ("deploy.prototxt", None),
-    "bvlc_reference_caffenet": ("deploy.prototxt", None),
-    "bvlc_alexnet": ("deploy.prototxt", None),
-    "bvlc_googlenet": ("deploy.prototxt", None),
-    "squeezenet_v1_0": ("deploy.prototxt", None),
-    "mobilenet_v1": ("deploy.prototxt", None),
-    "resnet50": ("deploy.prototxt", None),
-    "resnet50_stem_test": ("deploy.prototxt", None),
-    "open_nsfw": ("deploy.prototxt", None),
-    "mtcnn_det1": ("deploy.prototxt", (1, 3, 36, 52)),
-    "mtcnn_det2": ("deploy.prototxt", None),
-    "ultraface_slim320": ("deploy.prototxt", None),
-    "legacy_v0_lenet": ("deploy.prototxt", None),
-    "legacy_v0_caffenet_padding": ("deploy.prototxt", None),
-    "legacy_v1_lenet": ("deploy.prototxt", None),
-    "legacy_v1_cifar10_quick": ("deploy.prototxt", None),
-    "legacy_v1_caffenet": ("deploy.prototxt", None),
-    "mobilenet_ssd": ("deploy.prototxt", None),
-}
-SLOW = {
-    "vgg16": ("deploy.prototxt", None),
-    "fcn8s_voc": ("deploy.prototxt", (1, 3, 128, 128)),
-    "fcn32s_voc": ("val.prototxt", (1, 3, 224, 224)),
-    "ssd300_vgg16_voc0712": ("deploy.prototxt", None),
-}
+NETS = {**ZOO_NETS, **MORE_LEGACY}
+SLOW = SLOW_NETS
 # Time (the non-slow run stays well under a minute on 2 cores): every net is exported and checked
 # in the quick run; the batch-4 runs of the AlexNet-sized nets (60M weights each), ResNet-50 and
 # GoogLeNet go with the slow ones (open_nsfw, SqueezeNet and MobileNet-SSD cover their layer kinds

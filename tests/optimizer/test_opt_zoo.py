@@ -12,34 +12,11 @@ from caffe_files import attach, random_weights
 from conftest import shared_path
 from edgebrew.optimizer import DEFAULT_PIPELINE, check_plan, optimize, plan_memory
 from opt_graphs import feeds_for, max_error, shared_tensors
+from zoo_nets import SLOW_NETS, ZOO_NETS
 
 TOL = 1e-5
-# name -> (prototxt, input shape override or None); batch 1 everywhere.
-LIGHT = {
-    "lenet": ("deploy.prototxt", None),
-    "cifar10_quick": ("deploy.prototxt", None),
-    "cifar10_full": ("deploy.prototxt", None),
-    "bvlc_reference_caffenet": ("deploy.prototxt", None),
-    "bvlc_alexnet": ("deploy.prototxt", None),
-    "bvlc_googlenet": ("deploy.prototxt", None),
-    "squeezenet_v1_0": ("deploy.prototxt", None),
-    "mobilenet_v1": ("deploy.prototxt", None),
-    "resnet50": ("deploy.prototxt", None),
-    "resnet50_stem_test": ("deploy.prototxt", None),
-    "open_nsfw": ("deploy.prototxt", None),
-    "mtcnn_det1": ("deploy.prototxt", (1, 3, 36, 52)),
-    "mtcnn_det2": ("deploy.prototxt", None),
-    "ultraface_slim320": ("deploy.prototxt", None),
-    "legacy_v0_lenet": ("deploy.prototxt", None),
-    "legacy_v1_caffenet": ("deploy.prototxt", None),
-    "mobilenet_ssd": ("deploy.prototxt", None),
-}
-HEAVY = {
-    "vgg16": ("deploy.prototxt", None),
-    "fcn8s_voc": ("deploy.prototxt", (1, 3, 128, 128)),
-    "fcn32s_voc": ("val.prototxt", (1, 3, 224, 224)),
-    "ssd300_vgg16_voc0712": ("deploy.prototxt", None),
-}
+LIGHT = ZOO_NETS
+HEAVY = SLOW_NETS
 # Each light net: every pass alone, then the whole pipeline (one parametrization, so that the
 # net's reference values are computed once); heavy nets: the pipeline only.
 CASES = [pytest.param(n, p, id=f"{n}-{p}") for n in LIGHT for p in (*DEFAULT_PIPELINE, "ALL")] \
