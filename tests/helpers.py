@@ -51,3 +51,30 @@ def c_runtime_available():
         return True
     except ImportError:
         return False
+
+
+def expect_invalid_bundle(op, attrs, shapes, weights=(), n_outputs=1, new_attrs=None,
+                          new_weights=None, match=None):
+    """Build a valid one-op graph, break its attributes (None removes one) or weights (the
+    node keeps as many weights as given) behind the IR's back, and check that the C runtime
+    refuses the bundle with an INVALID_BUNDLE message naming the op. Returns the message."""
+    import pytest
+    from edgebrew.bundle import Bundle
+    from edgebrew.errors import EdgebrewError
+    from edgebrew.runtime import Session
+    g = one_op_graph(op, attrs, shapes, [np.asarray(w, np.float32) for w in weights], n_outputs)
+    node = g.nodes[0]
+    if new_attrs is not None:
+        node.attrs = {k: v for k, v in dict(node.attrs, **new_attrs).items()
+                      if not (k in new_attrs and new_attrs[k] is None)}
+    if new_weights is not None:
+        node.weights = node.weights[:len(new_weights)]
+        for name, w in zip(node.weights, new_weights):
+            g.initializers[name] = np.asarray(w, np.float32)
+    with pytest.raises(EdgebrewError) as info:
+        Session(Bundle(g))
+    msg = str(info.value)
+    assert "EB_ERR_INVALID_BUNDLE" in msg and f"'{node.name}' ({op})" in msg, msg
+    if match:
+        assert match in msg, msg
+    return msg

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from helpers import c_runtime_available, one_op_graph, rel_error, run_op, run_op_c
+from helpers import (c_runtime_available, expect_invalid_bundle, one_op_graph, rel_error, run_op,
+                     run_op_c)
 
 pytestmark = pytest.mark.skipif(not c_runtime_available(),
                                 reason="the C runtime (edgebrew._libedgebrew) is not built")
@@ -552,30 +553,6 @@ def test_in_place_same_bits(case, threads):
 
 
 # -- malformed bundles fail to load, naming the op ---------------------------------------------
-def expect_invalid(op, attrs, shapes, weights=(), n_outputs=1, new_attrs=None,
-                   new_weights=None, match=None):
-    """Build a valid one-op graph, then break its attributes/weights behind the IR's back."""
-    from edgebrew.bundle import Bundle
-    from edgebrew.runtime import Session
-    from edgebrew.errors import EdgebrewError
-    g = one_op_graph(op, attrs, shapes, [f32(w) for w in weights], n_outputs)
-    node = g.nodes[0]
-    if new_attrs is not None:
-        node.attrs = dict(node.attrs, **new_attrs)
-        for k in [k for k, v in new_attrs.items() if v is None]:
-            node.attrs.pop(k)
-    if new_weights is not None:
-        for name, w in zip(node.weights, new_weights):
-            g.initializers[name] = f32(w)
-    with pytest.raises(EdgebrewError) as info:
-        Session(Bundle(g))
-    msg = str(info.value)
-    assert "EB_ERR_INVALID_BUNDLE" in msg and f"'{node.name}' ({op})" in msg, msg
-    if match:
-        assert match in msg, msg
-    return msg
-
-
 X = (2, 3, 4, 5)
 BAD_CASES = [
     ("Slice", dict(axis=1, slice_point=(1, 2)), [X], (), 3, dict(slice_point=(2, 1)), None,
@@ -649,7 +626,7 @@ BAD_CASES = [
 @pytest.mark.parametrize("case", BAD_CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(BAD_CASES)])
 def test_malformed_bundle_fails_in_prepare(case):
     op, attrs, shapes_, weights, n_out, new_attrs, new_weights, match = case
-    expect_invalid(op, attrs, shapes_, weights, n_out, new_attrs, new_weights, match)
+    expect_invalid_bundle(op, attrs, shapes_, weights, n_out, new_attrs, new_weights, match)
 
 
 # -- differential validation: C loads a node iff the IR accepts it with the declared shapes ----
