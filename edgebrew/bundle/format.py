@@ -13,10 +13,11 @@ import numpy as np
 
 from ..errors import EdgebrewError
 from ..ir import Graph, Node, TensorInfo
+from ..ir.quant_params import QuantParams
 from ..ir.ops import OPS
 from .edgebrew_fb import (Attr as FbAttr, AttrKind, Buffer as FbBuffer, DType, Metadata as
                           FbMetadata, Model as FbModel, Op as FbOp, OpType, Preprocessing as
-                          FbPreprocessing, Tensor as FbTensor)
+                          FbPreprocessing, Quantization as FbQuant, Tensor as FbTensor)
 from .metadata import Metadata, Preprocessing
 
 FORMAT_VERSION = 1
@@ -93,16 +94,29 @@ class _Writer:
     def _tensor(self, b, name, buffer=-1, shape=None):
         shape = shape if shape is not None else (self.graph.shapes[name] if buffer < 0
                                                  else self.graph.initializers[name].shape)
-        dtype = np.dtype(np.float32) if buffer < 0 else self.blobs[buffer].dtype
+        dtype = self.graph.dtype_of(name) if buffer < 0 else self.blobs[buffer].dtype
         name_s = b.CreateString(name)
         shape_v = _ints(b, FbTensor.StartShapeVector, [int(d) for d in shape], 8)
+        quant = self._quant(b, self.graph.quant[name]) if name in self.graph.quant else None
         FbTensor.Start(b)
         FbTensor.AddName(b, name_s)
         FbTensor.AddShape(b, shape_v)
         FbTensor.AddDtype(b, _DTYPES[dtype])
         FbTensor.AddBuffer(b, buffer)
         FbTensor.AddArenaOffset(b, self.plan.offsets[name] if buffer < 0 else -1)
+        if quant is not None:
+            FbTensor.AddQuant(b, quant)
         return FbTensor.End(b)
+
+    @staticmethod
+    def _quant(b, q):
+        scale_v = _floats(b, FbQuant.StartScaleVector, [float(v) for v in q.scale], 4)
+        zp_v = _ints(b, FbQuant.StartZeroPointVector, [int(v) for v in q.zero_point], 8)
+        FbQuant.Start(b)
+        FbQuant.AddScale(b, scale_v)
+        FbQuant.AddZeroPoint(b, zp_v)
+        FbQuant.AddAxis(b, q.axis)
+        return FbQuant.End(b)
 
     def _op(self, b, node: Node):
         if node.op_type not in OP_CODES:
@@ -115,6 +129,8 @@ class _Writer:
         attrs_v = _vector(b, FbOp.StartAttrsVector, attrs)
         fused = [b.CreateString(s) for s in getattr(node, "fused", [])]
         fused_v = _vector(b, FbOp.StartFusedVector, fused)
+        mults = [float(v) for pair in getattr(node, "param_mults", []) for v in pair]
+        mults_v = _floats(b, FbOp.StartParamMultsVector, mults, 4) if mults else None
         FbOp.Start(b)
         FbOp.AddName(b, name_s)
         FbOp.AddType(b, OP_CODES[node.op_type])
@@ -123,6 +139,8 @@ class _Writer:
         FbOp.AddWeights(b, w_v)
         FbOp.AddAttrs(b, attrs_v)
         FbOp.AddFused(b, fused_v)
+        if mults_v is not None:
+            FbOp.AddParamMults(b, mults_v)
         return FbOp.End(b)
 
     def _metadata(self, b):
@@ -260,12 +278,17 @@ def _read(data, source):
     if seg % ALIGN or seg + m.WeightSegmentSize() > len(data):
         raise BundleFormatError(f"{source}: weight segment out of the file (truncated?)")
     buffers = [m.Buffers(i) for i in range(m.BuffersLength())]
-    tensors, arrays, offsets = [], {}, {}
+    tensors, arrays, offsets, dtypes, quant = [], {}, {}, {}, {}
     for i in range(m.TensorsLength()):
         t = m.Tensors(i)
         name = t.Name().decode()
         shape = tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else ()
         tensors.append(name)
+        q = t.Quant()
+        if q is not None:
+            quant[name] = QuantParams(
+                q.ScaleAsNumpy() if q.ScaleLength() else np.zeros(0, np.float32),
+                q.ZeroPointAsNumpy() if q.ZeroPointLength() else np.zeros(0, np.int64), q.Axis())
         if t.Buffer() >= 0:
             buf = buffers[t.Buffer()]
             dtype = _NP_DTYPES[t.Dtype()]
@@ -275,6 +298,8 @@ def _read(data, source):
             arrays[name] = np.frombuffer(data, dtype, math.prod(shape), start).reshape(shape)
         else:
             offsets[name] = (t.ArenaOffset(), shape)
+            if t.Dtype() != DType.DType.FLOAT32:
+                dtypes[name] = _NP_DTYPES[t.Dtype()]
     nodes = []
     for i in range(m.OpsLength()):
         op = m.Ops(i)
@@ -287,6 +312,8 @@ def _read(data, source):
                     ids(op.OutputsLength(), op.Outputs), attrs,
                     ids(op.WeightsLength(), op.Weights))
         node.fused = [op.Fused(j).decode() for j in range(op.FusedLength())]
+        mults = [float(op.ParamMults(j)) for j in range(op.ParamMultsLength())]
+        node.param_mults = [(mults[j], mults[j + 1]) for j in range(0, len(mults) - 1, 2)]
         nodes.append(node)
     inputs = [TensorInfo(tensors[m.Inputs(i)], offsets[tensors[m.Inputs(i)]][1])
               for i in range(m.InputsLength())]
@@ -294,6 +321,7 @@ def _read(data, source):
     graph = Graph("", inputs, nodes, outputs,
                   {k: v for k, v in arrays.items() if k != "__mean_image__"})
     graph.shapes = {k: s for k, (_, s) in offsets.items()}
+    graph.dtypes, graph.quant = dtypes, quant
     meta = _read_metadata(m.Metadata(), arrays)
     graph.name = meta.model_name
     for n in graph.nodes:

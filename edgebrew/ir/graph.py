@@ -13,6 +13,7 @@ import numpy as np
 
 from ..errors import GraphError, ShapeError
 from .ops import get_op
+from .quant_params import QuantParams
 
 Shape = tuple[int, ...]
 
@@ -74,6 +75,10 @@ class Graph:
         self.initializers: dict[str, np.ndarray] = dict(initializers or {})
         self.shapes: dict[str, Shape] = {}   # every tensor's shape, filled by infer_shapes
         self.notes: list[str] = []           # what the importer dropped or changed, for the user
+        # Quantized graphs (edgebrew.quant): activations that are not float32 (int8), and the
+        # quantization parameters of int8 activations and of int8/int32 initializers.
+        self.dtypes: dict[str, np.dtype] = {}
+        self.quant: dict[str, QuantParams] = {}
 
     def copy(self) -> "Graph":
         """A copy to rewrite: new node objects, lists and dicts; the weight arrays are shared
@@ -86,6 +91,8 @@ class Graph:
         g.initializers = dict(self.initializers)
         g.shapes = dict(self.shapes)
         g.notes = list(self.notes)
+        g.dtypes = dict(self.dtypes)
+        g.quant = dict(self.quant)
         return g
 
     # -- queries ------------------------------------------------------------------------------
@@ -93,6 +100,16 @@ class Graph:
     def outputs(self) -> list[TensorInfo]:
         return [TensorInfo(n, self.shapes.get(n, ()), np.dtype(np.float32))
                 for n in self.output_names]
+
+    def dtype_of(self, name: str) -> np.dtype:
+        """The element type of a tensor: an initializer's own, else the activation's."""
+        if name in self.initializers:
+            return self.initializers[name].dtype
+        return np.dtype(self.dtypes.get(name, np.float32))
+
+    @property
+    def is_quantized(self) -> bool:
+        return bool(self.quant)
 
     @property
     def has_weights(self) -> bool:

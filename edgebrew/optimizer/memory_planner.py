@@ -32,6 +32,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from ..errors import EdgebrewError
 from ..ir import Graph
 from ..ir.ops import canonical_axis
@@ -88,8 +90,22 @@ def lifetimes(graph: Graph) -> dict[str, tuple[int, int]]:
     return {t: (a, b) for t, (a, b) in life.items()}
 
 
+def _itemsize(graph: Graph, t: str, itemsize: int) -> int:
+    """Bytes per element: a quantized graph's int8 activations have their own; the rest use
+    the plan's float size."""
+    dt = graph.dtypes.get(t)
+    return np.dtype(dt).itemsize if dt is not None else itemsize
+
+
 def _sizes(graph: Graph, names, itemsize: int) -> dict[str, int]:
-    return {t: math.prod(graph.shapes[t]) * itemsize for t in names}
+    return {t: math.prod(graph.shapes[t]) * _itemsize(graph, t, itemsize) for t in names}
+
+
+def _same_encoding(graph: Graph, a: str, b: str) -> bool:
+    """Both tensors hold the same kind of numbers (dtype and quantization parameters), so one
+    may take the other's bytes as they are."""
+    return (graph.dtypes.get(a) == graph.dtypes.get(b)
+            and graph.quant.get(a) == graph.quant.get(b))
 
 
 # ------------------------------------------------------------------------------ aliasing rules
@@ -116,7 +132,7 @@ def concat_slices(graph: Graph, node, itemsize: int = 4) -> list[int] | None:
     offs, pos = [], 0
     for t in node.inputs:
         offs.append(pos)
-        pos += math.prod(graph.shapes[t]) * itemsize
+        pos += math.prod(graph.shapes[t]) * _itemsize(graph, t, itemsize)
     return offs
 
 
@@ -134,6 +150,8 @@ def zero_copy_blocker(graph: Graph, node, step: int, life, itemsize: int = 4) ->
         return "an input appears twice"
     graph_inputs = {t.name for t in graph.inputs}
     for u, off in zip(node.inputs, slices):
+        if not _same_encoding(graph, u, node.outputs[0]):
+            return f"input '{u}' is requantized into the output (other int8 scale or dtype)"
         if u in graph_inputs:
             return f"input '{u}' is a graph input"
         if life[u][1] != step:
@@ -172,7 +190,8 @@ def choose_aliases(graph: Graph, life, sizes, inplace: bool = True,
         for i in _inplace_candidates(node):
             x = node.inputs[i]
             if (x not in graph_inputs and life[x][1] == step and node.inputs.count(x) == 1
-                    and sizes[x] == sizes[out] and x not in aliases):
+                    and sizes[x] == sizes[out] and x not in aliases
+                    and graph.dtypes.get(x) == graph.dtypes.get(out)):
                 aliases[x] = (out, 0)
                 inplace_ops.append(node.name)
                 break

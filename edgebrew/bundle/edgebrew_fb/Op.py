@@ -168,7 +168,34 @@ class Op(object):
         o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(16))
         return o == 0
 
-def OpStart(builder): builder.StartObject(7)
+    # Op
+    def ParamMults(self, j):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(18))
+        if o != 0:
+            a = self._tab.Vector(o)
+            return self._tab.Get(flatbuffers.number_types.Float32Flags, a + flatbuffers.number_types.UOffsetTFlags.py_type(j * 4))
+        return 0
+
+    # Op
+    def ParamMultsAsNumpy(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(18))
+        if o != 0:
+            return self._tab.GetVectorAsNumpy(flatbuffers.number_types.Float32Flags, o)
+        return 0
+
+    # Op
+    def ParamMultsLength(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(18))
+        if o != 0:
+            return self._tab.VectorLen(o)
+        return 0
+
+    # Op
+    def ParamMultsIsNone(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(18))
+        return o == 0
+
+def OpStart(builder): builder.StartObject(8)
 def Start(builder):
     return OpStart(builder)
 def OpAddName(builder, name): builder.PrependUOffsetTRelativeSlot(0, flatbuffers.number_types.UOffsetTFlags.py_type(name), 0)
@@ -207,6 +234,12 @@ def AddFused(builder, fused):
 def OpStartFusedVector(builder, numElems): return builder.StartVector(4, numElems, 4)
 def StartFusedVector(builder, numElems):
     return OpStartFusedVector(builder, numElems)
+def OpAddParamMults(builder, paramMults): builder.PrependUOffsetTRelativeSlot(7, flatbuffers.number_types.UOffsetTFlags.py_type(paramMults), 0)
+def AddParamMults(builder, paramMults):
+    return OpAddParamMults(builder, paramMults)
+def OpStartParamMultsVector(builder, numElems): return builder.StartVector(4, numElems, 4)
+def StartParamMultsVector(builder, numElems):
+    return OpStartParamMultsVector(builder, numElems)
 def OpEnd(builder): return builder.EndObject()
 def End(builder):
     return OpEnd(builder)

@@ -39,3 +39,5 @@ class OpType(object):
     Normalize = 33
     PriorBox = 34
     DetectionOutput = 35
+    Quantize = 36
+    Dequantize = 37

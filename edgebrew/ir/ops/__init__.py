@@ -11,3 +11,4 @@ from . import normalization  # noqa: F401,E402
 from . import softmax  # noqa: F401,E402
 from . import tensor_ops  # noqa: F401,E402
 from . import detection  # noqa: F401,E402
+from . import quantize  # noqa: F401,E402
