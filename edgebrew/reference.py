@@ -11,6 +11,7 @@ import numpy as np
 
 from .errors import EdgebrewError, InputError, WeightsError
 from .ir.graph import Graph
+from .quant import int8_reference
 
 
 def run(graph: Graph, feeds: Mapping[str, np.ndarray], dtype=np.float32, *,
@@ -33,22 +34,27 @@ def run(graph: Graph, feeds: Mapping[str, np.ndarray], dtype=np.float32, *,
     wanted = list(dict.fromkeys([*graph.output_names, *fetch]))
     last_use = _last_uses(graph, wanted)
     cast = {}
+    int8_nodes = _int8_nodes(graph)
     for step, node in enumerate(graph.nodes):
         inputs = [values[t] for t in node.inputs]
         weights = []
         for w in node.weights:
-            if w not in cast:
-                cast[w] = np.asarray(graph.initializers[w], dtype=dtype)
+            if w not in cast:   # fp16 weights widen; int8/int32 ones stay for the int8 kernels
+                arr = graph.initializers[w]
+                cast[w] = arr if arr.dtype.kind == "i" else np.asarray(arr, dtype=dtype)
             weights.append(cast[w])
         try:
-            outputs = node.op.run(node, inputs, weights)
+            if node.name in int8_nodes:
+                outputs = int8_reference.run_node(graph, node, inputs, weights)
+            else:
+                outputs = node.op.run(node, inputs, weights)
         except EdgebrewError:
             raise
         except (ValueError, IndexError, FloatingPointError) as e:
             raise EdgebrewError(f"layer '{node.name}' ({node.op_type}) failed in the reference "
                                 f"executor: {e}") from e
         for t, v in zip(node.outputs, outputs):
-            values[t] = np.asarray(v, dtype=dtype)
+            values[t] = np.asarray(v, dtype=graph.dtypes.get(t, dtype))
         for t in node.inputs:  # free what no later step reads, to bound memory on big nets
             if last_use.get(t) == step:
                 values.pop(t, None)
@@ -56,6 +62,15 @@ def run(graph: Graph, feeds: Mapping[str, np.ndarray], dtype=np.float32, *,
     if missing:
         raise InputError(f"unknown tensor(s) to fetch: {missing}")
     return {t: values[t] for t in wanted}
+
+
+def _int8_nodes(graph) -> set[str]:
+    """Nodes the integer reference runs: Quantize/Dequantize and every node touching int8."""
+    if not graph.dtypes:
+        return set()
+    return {n.name for n in graph.nodes
+            if n.op_type in ("Quantize", "Dequantize")
+            or any(t in graph.dtypes for t in (*n.inputs, *n.outputs))}
 
 
 def _check_feeds(graph, feeds, dtype):

@@ -137,7 +137,7 @@ typedef struct eb_finetune_options {
     int lr_policy;            /* eb_lr_policy */
     double gamma, power;
     int64_t stepsize, max_iter;
-    int64_t stepvalue[EB_MAX_STEPVALUES];
+    int64_t stepvalue[32];     /* EB_MAX_STEPVALUES */
     int n_stepvalue;
     double clip_gradients;    /* < 0: off */
     int iter_size;            /* forward/backward passes accumulated per update (>= 1) */

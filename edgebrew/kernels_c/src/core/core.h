@@ -93,6 +93,9 @@ struct eb_exec {
     char fail_msg[256];
 };
 
+/* Runs ops [0, n_ops) of the session's model (eb_session_run runs them all). */
+eb_status eb_session_run_ops(eb_session *s, int n_ops);
+
 struct eb_session {
     const eb_model *model;
     int threads;

@@ -113,7 +113,13 @@ eb_status eb_session_set_input(eb_session *s, int index, const float *data, size
 
 eb_status eb_session_run(eb_session *s) {
     if (!s) return eb_set_error(EB_ERR_INVALID_ARGUMENT, "eb_session_run: session is NULL");
+    return eb_session_run_ops(s, s->model->n_nodes);
+}
+
+/* Runs ops [0, n_ops) (fine-tuning stops before the trainable layer). */
+eb_status eb_session_run_ops(eb_session *s, int n_ops) {
     const eb_model *m = s->model;
+    if (n_ops < 0 || n_ops > m->n_nodes) n_ops = m->n_nodes;
     reset_output_shapes(s);
     eb_exec *ex = &s->ex;
     ex->session = s;
@@ -122,7 +128,7 @@ eb_status eb_session_run(eb_session *s) {
     ex->scratch_stride = m->scratch_stride;
     ex->threads = s->threads;
     ex->pool = s->pool;
-    for (int i = 0; i < m->n_nodes; i++) {
+    for (int i = 0; i < n_ops; i++) {
         const eb_node *node = &m->nodes[i];
         ex->node = node;
         ex->failed = 0;

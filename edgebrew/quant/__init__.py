@@ -1,0 +1,1 @@
+"""int8 / fp16 quantization."""
