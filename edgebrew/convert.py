@@ -6,6 +6,7 @@ as it is, with a plan in which every activation has its own bytes.
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Sequence
 
@@ -54,7 +55,11 @@ def convert(prototxt, caffemodel, *, inputs=None, mean=None, scale: float | None
             bgr: bool = True, labels: Sequence[str] | str | Path | None = None,
             input_size: tuple[int, int] | None = None, name: str | None = None,
             optimize: bool | None = None, passes: Sequence[str] | None = None,
-            skip_passes: Sequence[str] = ()) -> Bundle:
+            skip_passes: Sequence[str] = (), quantize: str | None = None,
+            calibration=None, calib_count: int | None = None, calib_method: str = "minmax",
+            calib_cache=None, keep_fp32: Sequence[str] = (),
+            max_accuracy_drop: float | None = None, validation=None, report: bool = False,
+            progress: bool = True) -> Bundle:
     """Import a Caffe model and package it as a Bundle.
 
     ``mean``: per-channel values (in the network's channel order) or a mean file path
@@ -67,6 +72,18 @@ def convert(prototxt, caffemodel, *, inputs=None, mean=None, scale: float | None
     default: the whole pipeline) minus ``skip_passes``. The bundle's ``metadata.extra`` records
     the pass log (``passes``), the op counts by type before and after (``op_counts``) and the
     memory figures (``memory``).
+
+    ``quantize``: ``"int8"`` or ``"fp16"`` (see edgebrew/quant). ``calibration`` (int8: required)
+    and ``validation``: an array of network tensors (N x C x H x W, fed as given), a .npy of one,
+    or a folder of images (preprocessed with this bundle's preprocessing); ``calib_count`` takes
+    the first N. ``calib_method``: minmax, percentile, entropy or mse; ``calib_cache``: a JSON
+    file of ranges to reuse (written when absent). ``keep_fp32``: layer names that stay float;
+    ``max_accuracy_drop``: a fraction (0.01 = one point of top-1 agreement, or of 1 - cosine)
+    the int8 model may lose against fp32 — the most sensitive layers stay float until it holds.
+    The accuracy against fp32 (on ``validation``, else on the calibration data) is printed and
+    stored in ``metadata.extra["accuracy"]`` ({output: cosine, max_abs_error, top1_agreement,
+    top5_agreement}); ``metadata.extra["quantization"]`` records the rest (``report``: with the
+    per-layer sensitivity table).
     """
     from . import optimizer as opt
     if optimize is None:
@@ -113,4 +130,50 @@ def convert(prototxt, caffemodel, *, inputs=None, mean=None, scale: float | None
                "op_counts": {"before": before, "after": opt.op_counts(graph)},
                "memory": {"arena_bytes": plan.arena_bytes, "naive_bytes": plan.naive_bytes,
                           "lower_bound_bytes": plan.lower_bound_bytes}})
+    if quantize is not None:
+        graph, plan, record = _quantize(graph, quantize, pre, calibration, calib_count,
+                                        calib_method, calib_cache, keep_fp32,
+                                        max_accuracy_drop, validation, report, progress,
+                                        meta.source_sha1, optimize, passes, skip_passes)
+        meta.extra.update(record)
+        meta.extra["memory"] = {"arena_bytes": plan.arena_bytes,
+                                "naive_bytes": plan.naive_bytes,
+                                "lower_bound_bytes": plan.lower_bound_bytes}
+        meta.converter_options.update(
+            quantize=quantize, calib_method=calib_method if quantize == "int8" else None,
+            calib_count=calib_count, keep_fp32=list(keep_fp32 or ()),
+            max_accuracy_drop=max_accuracy_drop)
     return Bundle(graph, meta, plan)
+
+
+def _quantize(graph, scheme, pre, calibration, calib_count, calib_method, calib_cache,
+              keep_fp32, max_accuracy_drop, validation, report, progress, sha1, optimize,
+              passes, skip_passes):
+    from . import optimizer as opt
+    from .quant.accuracy import format_report
+    from .quant.pipeline import format_sensitivity, quantize_graph
+    from .quant.samples import load_samples
+    shape = graph.shapes[graph.inputs[0].name]
+    calib = (None if calibration is None else
+             load_samples(calibration, pre, shape, count=calib_count, what="calibration"))
+    val = (None if validation is None else
+           load_samples(validation, pre, shape, what="validation"))
+    say = (lambda msg: print(msg, file=sys.stderr)) if progress else (lambda msg: None)
+    qgraph, record = quantize_graph(graph, scheme, calibration=calib, validation=val,
+                                    calib_method=calib_method, calib_cache=calib_cache,
+                                    keep_fp32=keep_fp32, max_accuracy_drop=max_accuracy_drop,
+                                    report=report, progress=progress, model_sha1=sha1,
+                                    log=say)
+    q = record["quantization"]
+    say(format_report(record["accuracy"], title=f"{scheme} accuracy vs fp32 "
+                      f"({q['accuracy_data']} data, {q['accuracy_samples']} samples)"))
+    if report and q.get("sensitivity"):
+        say(format_sensitivity(q["sensitivity"], q.get("layers")))
+    for w in q["warnings"]:
+        say(f"warning: {w}")
+    if optimize:
+        plan = opt.plan_memory(qgraph, **opt.planner_options(opt.select_passes(passes,
+                                                                               skip_passes)))
+    else:
+        plan = opt.plan_memory(qgraph, inplace=False, zero_copy_concat=False)
+    return qgraph, plan, record
