@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..quant.calibration import METHODS
+
 
 def _floats(text):
     try:
@@ -40,8 +42,38 @@ def add_parser(sub):
     add_optimizer_args(p)
     p.add_argument("--report", action="store_true",
                    help="print what each optimizer pass changed, op counts before/after and "
-                        "the memory plan")
+                        "the memory plan (with --quantize int8: also the per-layer "
+                        "sensitivity table)")
+    q = p.add_argument_group("quantization")
+    q.add_argument("--quantize", choices=("int8", "fp16"),
+                   help="int8: int8 weights and activations (needs --calib); fp16: weights "
+                        "stored as float16")
+    q.add_argument("--calib", metavar="DIR|FILE.npy",
+                   help="calibration data: a folder of images (preprocessed as above) or a .npy "
+                        "of network tensors (N x C x H x W)")
+    q.add_argument("--calib-count", type=int, metavar="N", help="use the first N samples")
+    q.add_argument("--calib-method", choices=METHODS, default="minmax",
+                   help="how activation ranges are chosen (default minmax)")
+    q.add_argument("--calib-cache", metavar="FILE.json",
+                   help="reuse the ranges in this file; computed and written there when absent")
+    q.add_argument("--keep-fp32", type=_layer_names, default=[], metavar="L1,L2",
+                   help="layers that stay float32")
+    q.add_argument("--max-accuracy-drop", type=float, metavar="X",
+                   help="fraction of top-1 agreement (classifiers) or of 1 - cosine the int8 "
+                        "model may lose vs fp32; the most sensitive layers stay fp32 until it "
+                        "holds (0.01 = one point)")
+    q.add_argument("--validate", metavar="DIR|FILE.npy",
+                   help="data the accuracy vs fp32 is measured on (default: the calibration "
+                        "data)")
+    q.add_argument("--quiet", action="store_true", help="no progress bars or accuracy report")
     p.set_defaults(run=run)
+
+
+def _layer_names(text):
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("expected comma-separated layer names")
+    return names
 
 
 def run(args):
@@ -54,7 +86,12 @@ def run(args):
                      mean=args.mean if args.mean is not None else args.mean_file,
                      scale=args.scale, bgr=not args.rgb, labels=args.labels,
                      input_size=args.input_size, name=args.name,
-                     optimize=optimize, passes=passes, skip_passes=skip)
+                     optimize=optimize, passes=passes, skip_passes=skip,
+                     quantize=args.quantize, calibration=args.calib,
+                     calib_count=args.calib_count, calib_method=args.calib_method,
+                     calib_cache=args.calib_cache, keep_fp32=args.keep_fp32,
+                     max_accuracy_drop=args.max_accuracy_drop, validation=args.validate,
+                     report=args.report, progress=not args.quiet)
     out = bundle.save(args.output)
     g = bundle.graph
     before = sum(bundle.metadata.extra.get("op_counts", {}).get("before", {}).values())
@@ -63,6 +100,10 @@ def run(args):
           f"arena {bundle.plan.arena_bytes:,} bytes")
     for n in g.notes:
         print(f"note: {n}")
+    if args.quantize is None and (args.calib or args.validate or args.keep_fp32
+                                  or args.max_accuracy_drop is not None):
+        print("note: --calib/--validate/--keep-fp32/--max-accuracy-drop only act with "
+              "--quantize")
     if args.report:
         from .inspect_cmd import bundle_summary
         from ..report import format_optimization

@@ -52,6 +52,10 @@ def bundle_summary(bundle) -> dict:
     pre["input_size"] = list(pre["input_size"]) if pre["input_size"] else None
     summary["metadata"] = meta
     summary["bundle_bytes"] = len(bundle.to_bytes())
+    if "accuracy" in extra:                 # quantized bundles: accuracy vs fp32 per output
+        summary["accuracy"] = extra["accuracy"]
+    if "quantization" in extra:
+        summary["quantization"] = extra["quantization"]
     return summary
 
 
@@ -107,4 +111,18 @@ def run(args):
         print(f"labels: {len(meta['labels'])}; source: {meta['source_prototxt']} + "
               f"{meta['source_caffemodel']} (sha1 {meta['source_sha1'][:12]}...); converter "
               f"{meta['converter_version']}")
+    if "quantization" in summary:
+        from ..quant.accuracy import format_report
+        q = summary["quantization"]
+        layers = q.get("layers", {})
+        int8 = sum(1 for v in layers.values() if v == "int8")
+        print(f"quantization: {q['scheme']}" + (f", {int8} of {len(layers)} candidate ops in "
+                                                 f"int8 ({q.get('calib_method')} calibration, "
+                                                 f"{q.get('calib_samples')} samples)"
+                                                 if q["scheme"] == "int8" else ""))
+        if summary.get("accuracy"):
+            print(format_report(summary["accuracy"], title=f"accuracy vs fp32 "
+                                f"({q.get('accuracy_data')} data)"))
+        for w in q.get("warnings", []):
+            print(f"warning: {w}")
     return 0

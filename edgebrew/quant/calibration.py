@@ -47,10 +47,14 @@ Methods (``METHODS``):
   never below num_quant_bins / num_bins * absmax (about 6 % of absmax with 2048 bins for a
   two-sided tensor); raise num_bins when a few huge outliers dominate absmax.
 - ``mse``: the clipping threshold T (same one-/two-sided treatment, candidates at every bin
-  edge k * w, k = 1 .. num_bins) minimising the expected squared quantization error computed
-  from the |x| histogram: clipping error sum (|x| - T)^2 over |x| > T (values uniform inside
-  their bin) plus rounding error step^2 / 12 for every unclipped value except exact zeros
-  (representable exactly), step = (hi(T) - lo(T)) / 255 with the range of T as above.
+  edge k * w, k = 1 .. num_bins) minimising the total squared quantization error estimated
+  from the |x| histogram (values uniform inside their bin): the clipping error
+  sum (|x| - T)^2 over |x| > T, plus the rounding error of the unclipped values with
+  step = (hi(T) - lo(T)) / 255 for the range of T as above: values within step / 2 of 0 round
+  to 0 (0 is on the grid) and cost x^2; the others cost step^2 / 12 (uniform rounding noise);
+  exact zeros cost nothing. (Plain step^2 / 12 everywhere would badly overrate coarse grids'
+  error.) Note that MSE counts the outliers' own error: a few far outliers among many values
+  are clipped only part way, or not at all, when that is cheaper in total.
 
 Histogram details: the histogram range of a tensor is fixed by ``start_second_pass`` from its
 pass-1 min / max; pass-2 values outside it (which the same samples never give) count in the edge
@@ -234,7 +238,7 @@ def kl_divergences(hist, num_quant_bins: int, eps: float = _KL_EPS) -> np.ndarra
     L = np.concatenate(([0.0], np.cumsum(hlogh)))
     out = np.empty(cands.size)
     j = np.arange(nq + 1)
-    chunk = max(1, (1 << 19) // (nq + 1))
+    chunk = max(1, (1 << 14) // (nq + 1))
     for s in range(0, cands.size, chunk):
         i = cands[s:s + chunk]
         bounds = (i[:, None] * j[None, :]) // nq                    # (C, nq + 1) group edges
@@ -272,30 +276,39 @@ def _entropy_range(obs: RangeObserver) -> tuple[float, float]:
 
 
 def mse_errors(obs: RangeObserver) -> tuple[np.ndarray, np.ndarray]:
-    """(thresholds, expected squared errors) of the mse method at every bin edge k * w,
-    k = 1 .. num_bins, from an |x| histogram (see the module docstring)."""
+    """(thresholds, expected total squared errors) of the mse method at every bin edge k * w,
+    k = 1 .. num_bins, from an |x| histogram (see the module docstring). Values are taken as
+    uniform inside their bin; exact zeros (counted apart) never cost anything."""
     h = obs.hist.astype(np.float64)
     nb, w = obs.num_bins, obs.bin_width
+    hz = h.copy()
+    hz[0] = max(hz[0] - obs.zeros, 0.0)             # non-zero values only, for rounding
     jj = np.arange(nb, dtype=np.float64)
 
-    def suffix(a):          # suffix[k] = sum_{j >= k} a[j], k = 0 .. nb
-        return np.concatenate((np.cumsum(a[::-1])[::-1], [0.0]))
+    def prefix(a):          # prefix[k] = sum_{j < k} a[j], k = 0 .. nb
+        return np.concatenate(([0.0], np.cumsum(a)))
 
-    s0, s1, s2 = suffix(h), suffix(jj * h), suffix(jj * jj * h)
-    k = np.arange(1, nb + 1, dtype=np.float64)
-    s0, s1, s2 = s0[1:], s1[1:], s2[1:]
-    # sum_{j>=k} h_j * E[(x - T)^2], x uniform in [j w, (j+1) w), T = k w:
-    # w^2 * sum h_j ((j-k)^2 + (j-k) + 1/3)
-    clip = w * w * (s2 - 2 * k * s1 + k * k * s0 + s1 - k * s0 + s0 / 3.0)
+    p0, p1, p2 = prefix(h), prefix(jj * h), prefix(jj * jj * h)
+    k = np.arange(1, nb + 1)
+    kf = k.astype(np.float64)
+    # clipping: sum_{j >= k} h_j E[(x - T)^2], x uniform in [j w, (j+1) w), T = k w,
+    # = w^2 sum_{j >= k} h_j ((j - k)^2 + (j - k) + 1/3), from suffix sums
+    s0, s1, s2 = p0[-1] - p0[k], p1[-1] - p1[k], p2[-1] - p2[k]
+    clip = w * w * (s2 - 2 * kf * s1 + kf * kf * s0 + s1 - kf * s0 + s0 / 3.0)
     clip = np.maximum(clip, 0.0)
-    unclipped = np.maximum(h.sum() - s0 - obs.zeros, 0.0)
-    t = k * w
+    t = kf * w
     if obs.min >= 0.0 or obs.max <= 0.0:
         span = t
     else:
         span = np.minimum(obs.max, t) - np.maximum(obs.min, -t)
     step = span / NUM_STEPS
-    return t, clip + unclipped * step * step / 12.0
+    # rounding: bins whose centre is within step / 2 of 0 round to 0 (0 is on the grid): error
+    # E[x^2] = w^2 (j^2 + j + 1/3); the other unclipped bins: uniform noise step^2 / 12
+    z0, z1, z2 = prefix(hz), prefix(jj * hz), prefix(jj * jj * hz)
+    a = np.clip(np.ceil(step / (2 * w) - 0.5), 0, kf).astype(np.intp)
+    to_zero = w * w * (z2[a] + z1[a] + z0[a] / 3.0)
+    noise = np.maximum(z0[k] - z0[a], 0.0) * step * step / 12.0
+    return t, clip + to_zero + noise
 
 
 def _mse_range(obs: RangeObserver) -> tuple[float, float]:
