@@ -11,8 +11,8 @@ Scheme (see also edgebrew/ir/quant_params.py):
   Q31 fixed-point multiplier m0 in [2^30, 2^31) and a power-of-two exponent `shift`
   (M = m0 * 2^(shift - 31)), computed once when a model loads (``quantize_multiplier``).
   ``multiply_by_quantized_multiplier`` is the integer-only product: a saturating, rounding,
-  doubling high multiply followed by a rounding right shift (round half away from zero), the
-  fixed-point arithmetic of integer-only inference (Jacob et al., CVPR 2018).
+  doubling high multiply (ties towards +infinity) followed by a rounding right shift (ties away
+  from zero), the fixed-point arithmetic of integer-only inference (Jacob et al., CVPR 2018).
 - The result is offset by the output zero point and clamped to the activation's range; a fused
   ReLU or Clip only narrows that range (``activation_range``).
 
@@ -60,8 +60,10 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
 
 
 def saturating_rounding_doubling_high_mul(a, b):
-    """(a * b * 2 + 2^31 rounding) >> 32 on int32 values, i.e. round(a * b / 2^31) with ties
-    away from zero; the one overflow case (INT32_MIN * INT32_MIN) saturates to INT32_MAX."""
+    """The high 32 bits of 2 * a * b, rounded: (a * b + nudge) / 2^31 with C's truncating
+    division and nudge = 2^30 (a * b >= 0) or 1 - 2^30 (a * b < 0), which rounds a * b / 2^31
+    to nearest with ties towards +infinity; the one overflow case (INT32_MIN * INT32_MIN)
+    saturates to INT32_MAX."""
     a = np.asarray(a, np.int64)
     b = np.asarray(b, np.int64)
     ab = a * b
@@ -136,12 +138,23 @@ def dequantize_tensor(q, scale: float, zero_point: int):
     return (np.asarray(q, np.int64) - zero_point).astype(np.float32) * np.float32(scale)
 
 
+RESCALE_SHIFT = 20      # inputs are widened by 2^20 before a rescale, so its one high multiply
+                        # keeps full precision for the small differences (q - zero point)
+
+
+def rescale_multiplier(in_scale: float, out_scale: float) -> tuple[int, int]:
+    """(m0, shift) of (s_in / s_out) * 2^-20, in double from the float32 scales."""
+    real = float(np.float32(in_scale)) / float(np.float32(out_scale))
+    return quantize_multiplier(math.ldexp(real, -RESCALE_SHIFT))
+
+
 def rescale(q, in_scale: float, in_zp: int, out_scale: float, out_zp: int):
     """An int8 tensor moved onto another int8 grid (Concat inputs, Eltwise MAX inputs):
-    clamp(out_zp + MBQM(q - in_zp, M = in_scale / out_scale)). Identity when the grids are equal
-    (M = 1 gives m0 = 2^30, shift 1, which is exact)."""
-    m0, shift = quantize_multiplier(float(np.float32(in_scale)) / float(np.float32(out_scale)))
-    v = multiply_by_quantized_multiplier(np.asarray(q, np.int64) - in_zp, m0, shift) + out_zp
+    clamp(out_zp + MBQM((q - in_zp) * 2^20, (s_in / s_out) * 2^-20)), within half a step (plus
+    2^-10) of the exact value; the identity when the grids are equal."""
+    m0, shift = rescale_multiplier(in_scale, out_scale)
+    x = (np.asarray(q, np.int64) - in_zp) << RESCALE_SHIFT
+    v = multiply_by_quantized_multiplier(x, m0, shift) + out_zp
     return np.clip(v, QMIN, QMAX)
 
 
