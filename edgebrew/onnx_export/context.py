@@ -129,6 +129,30 @@ class ExportContext:
     def scalar(self, value, hint: str = "scalar", dtype=np.float32) -> str:
         return self.const(np.array(value, dtype=dtype), hint, dtype)
 
+    def _dequantized_weight(self, node, index: int) -> str:
+        """int8 weights: DequantizeLinear(q, per-channel scale, 0, axis 0). int32 biases: the
+        same with scale = input scale x weight scale (what ORT's QLinear kernels expect)."""
+        name = node.weights[index]
+        key = (name, node.inputs[0]) if index else name
+        if key in self._const_cache:
+            return self._const_cache[key]
+        q = self.graph.initializers[name]
+        if index == 0:
+            qp = self.graph.quant[name]
+            scale = qp.scale
+        else:
+            w_scale = self.graph.quant[node.weights[0]].scale
+            scale = (np.float32(self.graph.quant[node.inputs[0]].s) * w_scale).astype(np.float32)
+        data = name if name not in self._arrays else self.fresh(f"{name}_q")
+        if data == name:
+            self._add_initializer(name, np.ascontiguousarray(q))
+        zp = self.const(np.zeros(len(scale), q.dtype), f"{name}_zero_point", q.dtype)
+        out = self.emit("DequantizeLinear",
+                        [data, self.const(scale, f"{name}_scale"), zp],
+                        self.fresh(f"{name.split(':')[0]}_dequantized"), axis=0)
+        self._const_cache[key] = out
+        return out
+
     def weight_array(self, node, index: int) -> np.ndarray:
         """The IR weight blob ``index`` of ``node`` as a float32 array."""
         return np.asarray(self.graph.initializers[node.weights[index]], dtype=np.float32)
@@ -138,8 +162,14 @@ class ExportContext:
 
         ``array`` is the blob as the ONNX op needs it (reshaped, rescaled...); by default the
         blob itself. A blob shared by layers that need it in different forms gets one
-        initializer per form."""
+        initializer per form. An int8 / int32 blob of a quantized graph becomes the integer
+        initializer plus a per-channel DequantizeLinear (QDQ), whose output is returned."""
         base = node.weights[index]
+        if self.graph.initializers[base].dtype.kind == "i":
+            if array is not None:
+                raise self.error("this layer's int8 form cannot be exported as QDQ (its weights "
+                                 "would need reshaping): keep it in fp32 (--keep-fp32)")
+            return self._dequantized_weight(node, index)
         array = self.weight_array(node, index) if array is None else np.asarray(array)
         array = array.astype(np.float32, copy=False)
         if base in self._arrays:

@@ -85,7 +85,10 @@ def build_model(source, *, opset: int = 17, optimized: bool = True, dynamic_batc
                             f"got {detection_output!r}")
     graph, meta = resolve_source(source, inputs)
     status = "off"
-    if optimized:
+    quantized = graph.is_quantized
+    if quantized:              # an int8 bundle was optimized before it was quantized
+        graph, status = copy_graph(graph), "applied before quantization"
+    elif optimized:
         graph, status = _optimize(graph)
     if detection_output == "inputs":
         graph = _cut_at_detection(graph)
@@ -101,7 +104,10 @@ def build_model(source, *, opset: int = 17, optimized: bool = True, dynamic_batc
             raise ctx.error(f"no ONNX mapping for op type '{node.op_type}'")
         _check_attrs(ctx, node, mapping)
         start = len(ctx.nodes)
-        mapping.fn(ctx, node)
+        if quantized:
+            export_qdq_node(ctx, node, mapping)
+        else:
+            mapping.fn(ctx, node)
         made = {o for n in ctx.nodes[start:] for o in n.output}
         missing = [t for t in node.outputs if t not in made]
         if missing:
@@ -132,7 +138,8 @@ def build_model(source, *, opset: int = 17, optimized: bool = True, dynamic_batc
                                             if meta.source_prototxt else ""))
     model.ir_version = _ir_version(helper, opsets)
     options = {"opset": opset, "dynamic_batch": bool(dynamic_batch), "optimizer": status,
-               "detection_output": detection_output, "precision": "fp32"}
+               "detection_output": detection_output,
+               "precision": "int8 (QDQ)" if quantized else "fp32"}
     helper.set_model_props(model, metadata_props(meta, options))
     _check_inferred_shapes(model, graph, batch_axes, det_outputs, dynamic_batch)
     return model
@@ -226,6 +233,27 @@ def resolve_source(source, inputs=None):
     return graph, meta
 
 
+def export_qdq_node(ctx, node, mapping):
+    """One node of an int8 graph in ONNX's QDQ form: the op's float computation writes
+    ``t/float`` for each int8 output t, which ``quantize_pair`` turns into QuantizeLinear ->
+    DequantizeLinear -> ``t``; consumers read the float ``t`` and onnxruntime fuses
+    DQ -> op -> Q into its int8 kernels. int8 weights come through DequantizeLinear
+    (``ExportContext.weight``); Quantize / Dequantize have their own mappings."""
+    from .ops.quantize import quantize_pair
+    graph = ctx.graph
+    int8_out = [t for t in node.outputs if graph.dtypes.get(t) == np.dtype(np.int8)]
+    if node.op_type in ("Quantize", "Dequantize") or not int8_out:
+        mapping.fn(ctx, node)
+        return
+    exported = node.copy()
+    exported.outputs = [f"{t}/float" if t in int8_out else t for t in node.outputs]
+    for t in int8_out:
+        graph.shapes[f"{t}/float"] = graph.shapes[t]
+    mapping.fn(ctx, exported)
+    for t in int8_out:
+        quantize_pair(ctx, f"{t}/float", t)
+
+
 def copy_graph(graph: Graph) -> Graph:
     """A copy whose nodes and lists may be changed freely (weight arrays are shared)."""
     g = Graph(graph.name, list(graph.inputs),
@@ -240,6 +268,7 @@ def copy_graph(graph: Graph) -> Graph:
             if isinstance(v, (list, dict)):
                 setattr(n, k, copy.copy(v))
     g.shapes = dict(graph.shapes)
+    g.dtypes, g.quant = dict(graph.dtypes), dict(graph.quant)
     g.notes = list(getattr(graph, "notes", []))
     if hasattr(graph, "source"):
         g.source = dict(graph.source)

@@ -10,3 +10,4 @@ from . import normalization  # noqa: F401
 from . import softmax  # noqa: F401
 from . import tensor_ops  # noqa: F401
 from . import detection  # noqa: F401
+from . import quantize  # noqa: F401
