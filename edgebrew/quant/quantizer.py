@@ -108,11 +108,18 @@ def choose_int8_nodes(graph: Graph, ranges, keep_fp32=(), only=None) -> dict[str
     return decision
 
 
-def _weight_int8(w: np.ndarray):
+BIAS_LIMIT = float(1 << 30)   # |int32 bias| stays below this, so that bias + the largest
+                               # possible sum of products (127 * 255 * K) cannot overflow int32
+
+
+def _weight_int8(w: np.ndarray, min_scale=None):
     w = np.asarray(w, np.float32)
     flat = w.reshape(w.shape[0], -1)
     absmax = np.abs(flat).max(axis=1)
-    scale = np.where(absmax > 0, absmax / 127.0, 1.0).astype(np.float32)
+    scale = np.where(absmax > 0, absmax / 127.0, 1.0)
+    if min_scale is not None:     # a large bias over tiny weights (folded BatchNorm)
+        scale = np.maximum(scale, min_scale)
+    scale = scale.astype(np.float32)
     q = fp.round_half_away(flat / scale.astype(np.float64)[:, None])
     return np.clip(q, -127, 127).astype(np.int8).reshape(w.shape), scale
 
@@ -197,16 +204,23 @@ def qparams_of(g, qparams, int8_input, float_name):
 
 
 def _quantize_weights(src: Graph, g: Graph, n: Node, in_q: QuantParams) -> None:
+    """Weights per channel; the bias on the s_in * s_w grid. A channel whose bias would not fit
+    the int32 headroom (BIAS_LIMIT) gets a coarser weight scale instead."""
     w_name = n.weights[0]
+    b = (np.asarray(src.initializers[n.weights[1]], np.float64).reshape(-1)
+         if len(n.weights) > 1 else None)
+    min_scale = None if b is None else np.abs(b) / (np.float64(in_q.s) * BIAS_LIMIT)
+    q, scale = _weight_int8(src.initializers[w_name], min_scale)
     qw_name = f"{w_name}:int8"
-    if qw_name not in g.initializers:
-        q, scale = _weight_int8(src.initializers[w_name])
-        g.initializers[qw_name] = q
-        g.quant[qw_name] = QuantParams(scale, np.zeros(len(scale), np.int64), axis=0)
-    w_scale = g.quant[qw_name].scale
+    have = g.initializers.get(qw_name)
+    if have is not None and not (np.array_equal(have, q)
+                                 and np.array_equal(g.quant[qw_name].scale, scale)):
+        qw_name = f"{n.name}:weight:int8"        # shared weights quantized differently here
+    g.initializers[qw_name] = q
+    g.quant[qw_name] = QuantParams(scale, np.zeros(len(scale), np.int64), axis=0)
+    w_scale = scale
     n.weights[0] = qw_name
-    if len(n.weights) > 1:
-        b = np.asarray(src.initializers[n.weights[1]], np.float64).reshape(-1)
+    if b is not None:
         bias_scale = np.float64(in_q.s) * w_scale.astype(np.float64)
         qb = np.clip(fp.round_half_away(b / bias_scale), fp.INT32_MIN, fp.INT32_MAX)
         b_name = f"{n.name}:bias:int32"
