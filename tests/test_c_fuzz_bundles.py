@@ -2,7 +2,7 @@
 with an error status and message (or a clean run), never a crash or a hang.
 
 Bases: the kitchen-sink net (most op types, SSD head included: tests/data/kitchen_sink.prototxt)
-unoptimized, optimized, and at batch 2. Mutations aim at the flatbuffer (truncations, bit flips, 32/64-bit words replaced by
+unoptimized, optimized, at batch 2, quantized to int8 and with fp16 weights. Mutations aim at the flatbuffer (truncations, bit flips, 32/64-bit words replaced by
 offsets and huge counts, spliced random bytes) rather than at the weights.
 """
 import os
@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 
+import numpy as np
 import pytest
 
 import edgebrew
@@ -39,9 +40,14 @@ def base_bundles(tmp_path):
     proto = REPO / "tests" / "data" / "kitchen_sink.prototxt"
     weights = tmp_path / "ks.caffemodel"
     write_caffemodel(weights, random_weights(edgebrew.load_caffe(proto), seed=1))
+    calib = np.random.default_rng(0).standard_normal((8, 3, 12, 12)).astype(np.float32)
     return [edgebrew.convert(proto, weights, optimize=False).to_bytes(),
             edgebrew.convert(proto, weights, optimize=True).to_bytes(),
-            edgebrew.convert(proto, weights, inputs={"data": (2, 3, 12, 12)}).to_bytes()]
+            edgebrew.convert(proto, weights, inputs={"data": (2, 3, 12, 12)}).to_bytes(),
+            # int8 (quantization parameters, int8/int32 buffers, Quantize/Dequantize) and fp16
+            edgebrew.convert(proto, weights, quantize="int8", calibration=calib,
+                             progress=False).to_bytes(),
+            edgebrew.convert(proto, weights, quantize="fp16", progress=False).to_bytes()]
 
 
 def _weight_segment(data):

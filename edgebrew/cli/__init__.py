@@ -5,9 +5,11 @@ import argparse
 import sys
 
 from ..errors import EdgebrewError
-from . import bench_cmd, compare_cmd, convert_cmd, export_onnx_cmd, inspect_cmd, run_cmd
+from . import (bench_cmd, compare_cmd, convert_cmd, export_onnx_cmd, finetune_cmd, inspect_cmd,
+               run_cmd)
 
-COMMANDS = (inspect_cmd, convert_cmd, run_cmd, bench_cmd, compare_cmd, export_onnx_cmd)
+COMMANDS = (inspect_cmd, convert_cmd, run_cmd, bench_cmd, compare_cmd, export_onnx_cmd,
+            finetune_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

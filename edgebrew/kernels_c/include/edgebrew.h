@@ -141,8 +141,8 @@ typedef struct eb_finetune_options {
     int n_stepvalue;
     double clip_gradients;    /* < 0: off */
     int iter_size;            /* forward/backward passes accumulated per update (>= 1) */
-    /* Per blob (weight, bias) lr_mult/decay_mult: used when mults_given, else the bundle's
-     * (the prototxt's `param` specs), else Caffe's default 1/1. */
+    /* Per blob (weight, bias) lr_mult/decay_mult: given (mults_given bit 0: lr_mult, bit 1:
+     * decay_mult), else the bundle's (the prototxt's `param` specs), else Caffe's 1/1. */
     int mults_given;
     double lr_mult[2], decay_mult[2];
 

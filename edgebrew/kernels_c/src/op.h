@@ -27,8 +27,8 @@ enum {
     EB_OP_Concat = 23, EB_OP_Slice = 24, EB_OP_Split = 25, EB_OP_Eltwise = 26,
     EB_OP_Flatten = 27, EB_OP_Reshape = 28, EB_OP_Crop = 29, EB_OP_Permute = 30,
     EB_OP_ArgMax = 31, EB_OP_Reduction = 32, EB_OP_Normalize = 33, EB_OP_PriorBox = 34,
-    EB_OP_DetectionOutput = 35,
-    EB_NUM_OP_TYPES = 36
+    EB_OP_DetectionOutput = 35, EB_OP_Quantize = 36, EB_OP_Dequantize = 37,
+    EB_NUM_OP_TYPES = 38
 };
 
 /* Limits the verifier enforces, so kernels can use fixed-size arrays and int64 math safely. */
@@ -48,6 +48,17 @@ typedef struct eb_tensor {
     int is_constant;           /* weights: data in the bundle; else an activation */
     const void *const_data;    /* constants: count elements of dtype, suitably aligned */
     int64_t arena_offset;      /* activations: byte offset in the arena, bounds verified */
+    /* Quantization (Tensor.quant), verified at load: real = scale * (q - zero_point).
+     * INT8 activations: quant_count 1, axis -1, scale finite > 0, zero point in [-128, 127].
+     * INT8 constants: per tensor as above, or per channel (axis >= 0, quant_count ==
+     * dims[axis], scales finite > 0, zero points 0). INT32 constants: optional (count 0 when
+     * absent), scales finite >= 0, zero points 0. Float tensors: quant_count 0. */
+    int quant_count;
+    int quant_axis;                   /* -1: per tensor; else the channel axis */
+    const float *quant_scale;         /* quant_count values (malloc'd by the core) */
+    const int32_t *quant_zero_point;  /* quant_count values */
+    void *core_owned[2];              /* core-private: blocks freed with the model (quant
+                                         arrays; FLOAT16 constants widened to FLOAT32) */
 } eb_tensor;
 
 typedef struct eb_attrs eb_attrs; /* opaque view of the op's attribute list (bundle_reader) */
@@ -100,6 +111,8 @@ int eb_attr_has(const eb_node *node, const char *key);
 
 /* Data of a tensor for this run: the arena slot of an activation, or the constant's bytes. */
 float *eb_data(eb_exec *ex, const eb_tensor *t);
+/* The same bytes, untyped (INT8 / INT32 tensors: the int8 kernels in src/ops/int8/). */
+void *eb_data_raw(eb_exec *ex, const eb_tensor *t);
 /* This node's scratch memory for worker `thread` (node->scratch_bytes bytes, 64-aligned). */
 void *eb_scratch(eb_exec *ex, int thread);
 /* Number of worker threads (>= 1). */
@@ -126,5 +139,9 @@ int eb_same_shape(const eb_tensor *a, const eb_tensor *b);
 
 /* The registry: kernel of an op code, or NULL for an unknown code. */
 const eb_op_kernel *eb_find_kernel(int op_type);
+/* The int8 kernel of an op code (src/ops/int8/), or NULL when the op has no int8 form. The core
+ * uses it for Quantize/Dequantize and for any op whose first input or first output is INT8;
+ * every other op gets eb_find_kernel()'s float kernel with all its tensors FLOAT32. */
+const eb_op_kernel *eb_find_int8_kernel(int op_type);
 
 #endif /* EB_OP_H */

@@ -557,8 +557,11 @@ static void test_malformed(void) {
     b[L.tensor0_table + 12] = 0x80;
     expect_invalid(b, len, "dtype -128");
     FRESH();
-    b[L.tensor0_table + 12] = EB_INT8;
-    expect_status(b, len, EB_ERR_UNSUPPORTED, "int8 activation (float32-only build)");
+    b[L.tensor0_table + 12] = EB_INT8; /* int8 activation without Tensor.quant */
+    expect_invalid(b, len, "int8 activation without quantization parameters");
+    FRESH();
+    b[L.tensor0_table + 12] = EB_INT32;
+    expect_status(b, len, EB_ERR_UNSUPPORTED, "int32 activation");
 #undef FRESH
 }
 

@@ -41,7 +41,7 @@ static const char *const op_names[EB_NUM_OP_TYPES] = {
     "Sigmoid", "TanH", "AbsVal", "BNLL", "Power", "Exp", "Log", "Threshold", "Clip", "Dropout",
     "BatchNorm", "Scale", "Bias", "LRN", "MVN", "Softmax", "Concat", "Slice", "Split",
     "Eltwise", "Flatten", "Reshape", "Crop", "Permute", "ArgMax", "Reduction", "Normalize",
-    "PriorBox", "DetectionOutput",
+    "PriorBox", "DetectionOutput", "Quantize", "Dequantize",
 };
 
 const char *eb_op_type_name(int op_type) {

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +29,8 @@ enum { F_ATTR_KEY, F_ATTR_KIND, F_ATTR_I, F_ATTR_F, F_ATTR_INTS, F_ATTR_FLOATS, 
 enum { F_QUANT_SCALE, F_QUANT_ZERO_POINT, F_QUANT_AXIS };
 enum { F_TENSOR_NAME, F_TENSOR_SHAPE, F_TENSOR_DTYPE, F_TENSOR_BUFFER, F_TENSOR_ARENA_OFFSET,
        F_TENSOR_QUANT };
-enum { F_OP_NAME, F_OP_TYPE, F_OP_INPUTS, F_OP_OUTPUTS, F_OP_WEIGHTS, F_OP_ATTRS, F_OP_FUSED };
+enum { F_OP_NAME, F_OP_TYPE, F_OP_INPUTS, F_OP_OUTPUTS, F_OP_WEIGHTS, F_OP_ATTRS, F_OP_FUSED,
+       F_OP_PARAM_MULTS };
 enum { F_PRE_MEAN, F_PRE_MEAN_FILE, F_PRE_SCALE, F_PRE_CHANNEL_ORDER, F_PRE_INPUT_SIZE,
        F_PRE_GRAYSCALE };
 enum { F_META_MODEL_NAME, F_META_SOURCE_PROTOTXT, F_META_SOURCE_CAFFEMODEL, F_META_SOURCE_SHA1,
@@ -44,9 +46,10 @@ enum { F_MODEL_FORMAT_VERSION, F_MODEL_TENSORS, F_MODEL_OPS, F_MODEL_INPUTS, F_M
 #define MAX_OP_LIST (1 << 20)  /* inputs/outputs/weights/attrs of one op */
 #define MAX_SCRATCH_BYTES ((uint64_t)1 << 40)
 
-/* This build runs float32 tensors only: kernels see every tensor through eb_data() as float.
- * int8/fp16 support (quantization) relaxes this together with the kernels that handle them. */
-#define EB_FLOAT32_ONLY 1
+/* Dtypes (quantization): FLOAT32 anywhere; INT8 activations and constants (with verified
+ * Tensor.quant); INT32 constants (biases); FLOAT16 constants, widened to FLOAT32 at load (the
+ * kernels then see FLOAT32). UINT8, FLOAT16/INT32 activations: refused. Which kernel runs an
+ * op (float or int8) is decided in build_nodes(). */
 
 static const char *dtype_name(int dt) {
     switch (dt) {
@@ -181,23 +184,151 @@ static eb_status load_header(loader *ld) {
     return EB_OK;
 }
 
-static eb_status load_quant(loader *ld, const eb_fb_table *tt, int ti) {
+/* Reads Tensor.quant into t (malloc'd arrays, t->core_owned[0]); verified by check_quant(). */
+static eb_status load_quant(loader *ld, const eb_fb_table *tt, int ti, eb_tensor *t) {
     eb_fb_table q;
     int present;
+    t->quant_axis = -1;
     if (eb_fb_table_field(&ld->r, tt, F_TENSOR_QUANT, &q, &present))
         return RFAIL(ld, "tensor %d: quant", ti);
     if (!present) return EB_OK;
-    eb_fb_vec v;
+    eb_fb_vec sv, zv;
     int32_t axis;
-    if (eb_fb_vector(&ld->r, &q, F_QUANT_SCALE, 4, 4, &v, &present))
+    if (eb_fb_vector(&ld->r, &q, F_QUANT_SCALE, 4, 4, &sv, &present))
         return RFAIL(ld, "tensor %d: quant.scale", ti);
-    if (eb_fb_vector(&ld->r, &q, F_QUANT_ZERO_POINT, 8, 8, &v, &present))
+    if (eb_fb_vector(&ld->r, &q, F_QUANT_ZERO_POINT, 8, 8, &zv, &present))
         return RFAIL(ld, "tensor %d: quant.zero_point", ti);
     if (eb_fb_i32(&ld->r, &q, F_QUANT_AXIS, -1, &axis))
         return RFAIL(ld, "tensor %d: quant.axis", ti);
     if (axis < -1 || axis >= EB_MAX_DIMS)
         return bad(EB_ERR_INVALID_BUNDLE, "tensor %d: quant.axis %d is out of range", ti,
                    (int)axis);
+    if (sv.len != zv.len)
+        return bad(EB_ERR_INVALID_BUNDLE,
+                   "tensor %d ('%.64s'): quant has %u scales but %u zero points", ti, t->name,
+                   (unsigned)sv.len, (unsigned)zv.len);
+    t->quant_axis = (int)axis;
+    if (sv.len == 0) return EB_OK;
+    if (sv.len > (uint32_t)(INT_MAX / 8))
+        return bad(EB_ERR_INVALID_BUNDLE, "tensor %d ('%.64s'): quant has %u values", ti,
+                   t->name, (unsigned)sv.len);
+    void *block = malloc((size_t)sv.len * (sizeof(float) + sizeof(int32_t)));
+    if (!block) return bad(EB_ERR_OUT_OF_MEMORY, "out of memory (quantization parameters)");
+    t->core_owned[0] = block;
+    float *scale = (float *)block;
+    int32_t *zp = (int32_t *)(void *)(scale + sv.len);
+    for (uint32_t i = 0; i < sv.len; i++) {
+        scale[i] = eb_fb_le_f32(ld->r.buf + sv.data + (size_t)i * 4u);
+        int64_t z = eb_fb_vec_i64(&ld->r, &zv, i);
+        if (z < INT32_MIN || z > INT32_MAX)
+            return bad(EB_ERR_INVALID_BUNDLE,
+                       "tensor %d ('%.64s'): quant.zero_point[%u] = %lld is out of range", ti,
+                       t->name, (unsigned)i, (long long)z);
+        zp[i] = (int32_t)z;
+    }
+    t->quant_count = (int)sv.len;
+    t->quant_scale = scale;
+    t->quant_zero_point = zp;
+    return EB_OK;
+}
+
+/* The dtype of a loaded tensor (is_constant known) and its quantization, by the rules of op.h. */
+static eb_status check_dtype_quant(eb_tensor *t, int ti) {
+    const int dt = (int)t->dtype;
+    if (dt == EB_UINT8 || (!t->is_constant && dt != EB_FLOAT32 && dt != EB_INT8))
+        return bad(EB_ERR_UNSUPPORTED,
+                   "tensor %d ('%.64s'): %s %s tensors are not supported by this build", ti,
+                   t->name, dtype_name(dt), t->is_constant ? "constant" : "activation");
+    if (dt == EB_FLOAT32 || dt == EB_FLOAT16) { /* float: any quant is ignored */
+        t->quant_count = 0;
+        t->quant_axis = -1;
+        return EB_OK;
+    }
+    if (t->quant_count == 0) {
+        if (dt == EB_INT32) {
+            t->quant_axis = -1;
+            return EB_OK;
+        }
+        return bad(EB_ERR_INVALID_BUNDLE,
+                   "tensor %d ('%.64s'): an INT8 tensor needs quantization parameters "
+                   "(Tensor.quant scale and zero_point)", ti, t->name);
+    }
+    const int axis = t->quant_axis;
+    if (axis >= 0) {
+        if (!t->is_constant)
+            return bad(EB_ERR_INVALID_BUNDLE,
+                       "tensor %d ('%.64s'): an int8 activation needs per-tensor quantization "
+                       "(axis -1), got axis %d", ti, t->name, axis);
+        if (axis >= t->ndim || (int64_t)t->quant_count != t->dims[axis])
+            return bad(EB_ERR_INVALID_BUNDLE,
+                       "tensor %d ('%.64s'): per-channel quantization on axis %d has %d "
+                       "values, the tensor has %lld there", ti, t->name, axis, t->quant_count,
+                       axis < t->ndim ? (long long)t->dims[axis] : 0LL);
+    } else if (t->quant_count != 1) {
+        return bad(EB_ERR_INVALID_BUNDLE,
+                   "tensor %d ('%.64s'): per-tensor quantization needs 1 scale, got %d", ti,
+                   t->name, t->quant_count);
+    }
+    for (int i = 0; i < t->quant_count; i++) {
+        const float s = t->quant_scale[i];
+        const int32_t z = t->quant_zero_point[i];
+        if (!isfinite(s) || s < 0.0f || (dt == EB_INT8 && s == 0.0f))
+            return bad(EB_ERR_INVALID_BUNDLE,
+                       "tensor %d ('%.64s'): quantization scale[%d] = %g must be finite and > 0",
+                       ti, t->name, i, (double)s);
+        if (axis >= 0 || dt == EB_INT32) {
+            if (z != 0)
+                return bad(EB_ERR_INVALID_BUNDLE,
+                           "tensor %d ('%.64s'): zero_point[%d] = %d, %s needs 0", ti, t->name,
+                           i, (int)z, dt == EB_INT32 ? "an INT32 tensor" :
+                           "per-channel (symmetric) quantization");
+        } else if (z < -128 || z > 127) {
+            return bad(EB_ERR_INVALID_BUNDLE,
+                       "tensor %d ('%.64s'): zero_point %d is outside the int8 range [-128, 127]",
+                       ti, t->name, (int)z);
+        }
+    }
+    return EB_OK;
+}
+
+/* IEEE 754 binary16 -> binary32, exactly (subnormals, infinities, NaN payloads). */
+static float half_to_float(uint16_t h) {
+    const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    uint32_t exp = (h >> 10) & 0x1fu, man = h & 0x3ffu, bits;
+    if (exp == 0x1fu) {
+        bits = sign | 0x7f800000u | (man << 13);
+    } else if (exp != 0) {
+        bits = sign | ((exp + 112u) << 23) | (man << 13);
+    } else if (man == 0) {
+        bits = sign;
+    } else { /* subnormal: man * 2^-24; normalise */
+        int e = -1;
+        do {
+            man <<= 1;
+            e++;
+        } while ((man & 0x400u) == 0);
+        bits = sign | ((uint32_t)(112 - e) << 23) | ((man & 0x3ffu) << 13);
+    }
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+/* A FLOAT16 constant becomes a FLOAT32 one (a 64-aligned copy owned by the model). */
+static eb_status widen_fp16(eb_tensor *t) {
+    if ((uint64_t)t->count > (uint64_t)(SIZE_MAX / 4 - EB_ALIGN))
+        return bad(EB_ERR_OUT_OF_MEMORY, "tensor '%.64s': too large to widen", t->name);
+    void *dst = NULL;
+    if (posix_memalign(&dst, EB_ALIGN, (size_t)t->count * 4u + 4u) != 0 || !dst)
+        return bad(EB_ERR_OUT_OF_MEMORY, "out of memory widening float16 tensor '%.64s'",
+                   t->name);
+    const uint8_t *src = (const uint8_t *)t->const_data;
+    float *out = (float *)dst;
+    for (int64_t i = 0; i < t->count; i++)
+        out[i] = half_to_float((uint16_t)(src[2 * i] | (src[2 * i + 1] << 8)));
+    t->core_owned[1] = dst;
+    t->const_data = dst;
+    t->dtype = EB_FLOAT32;
     return EB_OK;
 }
 
@@ -260,12 +391,6 @@ static eb_status load_tensors(loader *ld) {
             return bad(EB_ERR_INVALID_BUNDLE, "tensor %d ('%.64s'): unknown dtype %d", ti,
                        t->name, (int)dt);
         t->dtype = (eb_dtype)dt;
-#if EB_FLOAT32_ONLY
-        if (dt != EB_FLOAT32)
-            return bad(EB_ERR_UNSUPPORTED,
-                       "tensor %d ('%.64s'): dtype %s is not supported by this build (float32 only)",
-                       ti, t->name, dtype_name(dt));
-#endif
         uint64_t bytes = (uint64_t)count * (uint64_t)dsize; /* <= 2^42 */
 
         int32_t buffer;
@@ -274,7 +399,7 @@ static eb_status load_tensors(loader *ld) {
             return RFAIL(ld, "tensor %d ('%.64s'): buffer", ti, t->name);
         if (eb_fb_i64(&ld->r, &tt, F_TENSOR_ARENA_OFFSET, -1, &arena_offset))
             return RFAIL(ld, "tensor %d ('%.64s'): arena_offset", ti, t->name);
-        eb_status st = load_quant(ld, &tt, ti);
+        eb_status st = load_quant(ld, &tt, ti, t);
         if (st != EB_OK) return st;
 
         if (buffer >= 0) {
@@ -297,10 +422,10 @@ static eb_status load_tensors(loader *ld) {
                 return bad(EB_ERR_INVALID_BUNDLE,
                            "tensor %d ('%.64s'): activation without an arena_offset", ti,
                            t->name);
-            if (arena_offset % 4 != 0)
+            if (arena_offset % dsize != 0)
                 return bad(EB_ERR_INVALID_BUNDLE,
-                           "tensor %d ('%.64s'): arena_offset %lld is not 4-byte aligned", ti,
-                           t->name, (long long)arena_offset);
+                           "tensor %d ('%.64s'): arena_offset %lld is not %d-byte aligned", ti,
+                           t->name, (long long)arena_offset, dsize);
             if ((uint64_t)arena_offset > m->arena_declared ||
                 bytes > m->arena_declared - (uint64_t)arena_offset)
                 return bad(EB_ERR_INVALID_BUNDLE,
@@ -314,6 +439,8 @@ static eb_status load_tensors(loader *ld) {
             return bad(EB_ERR_INVALID_BUNDLE, "tensor %d ('%.64s'): bad buffer index %d", ti,
                        t->name, (int)buffer);
         }
+        if ((st = check_dtype_quant(t, ti)) != EB_OK) return st;
+        if (t->dtype == EB_FLOAT16 && (st = widen_fp16(t)) != EB_OK) return st;
     }
     /* Sessions allocate what the activations use, never more than declared. */
     uint64_t need = (arena_end + (EB_ALIGN - 1)) / EB_ALIGN * EB_ALIGN;
@@ -436,7 +563,7 @@ static eb_status load_ops(loader *ld, uint64_t *n_ptrs, uint64_t *n_attrs) {
             return bad(EB_ERR_INVALID_BUNDLE, "op %d ('%.64s'): unknown op type %d", oi, op->name,
                        (int)type);
         op->type = type;
-        if (eb_find_kernel(type) == NULL)
+        if (eb_find_kernel(type) == NULL && eb_find_int8_kernel(type) == NULL)
             return bad(EB_ERR_UNSUPPORTED,
                        "op %d ('%.64s'): op type %s is not implemented in this build", oi,
                        op->name, eb_op_type_name(type));
@@ -458,6 +585,9 @@ static eb_status load_ops(loader *ld, uint64_t *n_ptrs, uint64_t *n_attrs) {
         for (uint32_t k = 0; k < fused.len; k++)
             if (eb_fb_vec_string(&ld->r, &fused, k, NULL, NULL))
                 return RFAIL(ld, "op %d ('%.64s'): fused[%u]", oi, op->name, (unsigned)k);
+        eb_fb_vec mults; /* [float] (lr_mult, decay_mult) pairs, read by fine-tuning */
+        if (eb_fb_vector(&ld->r, &op->t, F_OP_PARAM_MULTS, 4, 4, &mults, &present))
+            return RFAIL(ld, "op %d ('%.64s'): param_mults", oi, op->name);
 
         eb_status st;
         if ((st = check_list(ld, oi, op, &op->inputs, 0)) != EB_OK) return st;
@@ -581,6 +711,46 @@ static eb_status load_metadata(loader *ld) {
     return EB_OK;
 }
 
+/* The kernel of node i: int8 (Quantize/Dequantize, or an INT8 first input or first output),
+ * else float with every input, output and weight FLOAT32 (FLOAT16 weights were widened): an
+ * int8 tensor never reaches a float kernel, nor a float one an int8 kernel's INT8 slot (each
+ * int8 prepare() checks its tensors' dtypes). */
+static eb_status select_kernel(eb_model *m, int i) {
+    const eb_node *node = &m->nodes[i];
+    const char *type = eb_op_type_name(node->type);
+    const int int8 = node->type == EB_OP_Quantize || node->type == EB_OP_Dequantize ||
+                     (node->n_inputs > 0 && node->inputs[0]->dtype == EB_INT8) ||
+                     (node->n_outputs > 0 && node->outputs[0]->dtype == EB_INT8);
+    if (int8) {
+        m->kernels[i] = eb_find_int8_kernel(node->type);
+        if (!m->kernels[i])
+            return bad(EB_ERR_UNSUPPORTED,
+                       "op '%.64s' (%s): this op has no int8 kernel, but its %s '%.64s' is INT8",
+                       node->name, type,
+                       node->n_inputs > 0 && node->inputs[0]->dtype == EB_INT8 ? "input"
+                                                                                 : "output",
+                       node->n_inputs > 0 && node->inputs[0]->dtype == EB_INT8
+                           ? node->inputs[0]->name : node->outputs[0]->name);
+        return EB_OK;
+    }
+    m->kernels[i] = eb_find_kernel(node->type);
+    if (!m->kernels[i])
+        return bad(EB_ERR_UNSUPPORTED, "op '%.64s' (%s): no float32 kernel in this build",
+                   node->name, type);
+    static const char *const roles[3] = {"input", "output", "weight"};
+    const int counts[3] = {node->n_inputs, node->n_outputs, node->n_weights};
+    const eb_tensor *const *lists[3] = {node->inputs, node->outputs, node->weights};
+    for (int l = 0; l < 3; l++)
+        for (int k = 0; k < counts[l]; k++)
+            if (lists[l][k]->dtype != EB_FLOAT32)
+                return bad(EB_ERR_UNSUPPORTED,
+                           "op '%.64s' (%s): %s %d '%.64s' is %s, but this op runs float32 "
+                           "here (its int8 kernel is chosen by an INT8 first input or output)",
+                           node->name, type, roles[l], k, lists[l][k]->name,
+                           dtype_name(lists[l][k]->dtype));
+    return EB_OK;
+}
+
 /* Builds the nodes and runs every kernel's prepare(). */
 static eb_status build_nodes(loader *ld, uint64_t n_ptrs, uint64_t n_attrs) {
     eb_model *m = ld->m;
@@ -601,7 +771,7 @@ static eb_status build_nodes(loader *ld, uint64_t n_ptrs, uint64_t n_attrs) {
         eb_node *node = &m->nodes[i];
         node->name = op->name;
         node->type = op->type;
-        m->kernels[i] = eb_find_kernel(op->type);
+        m->kernels[i] = NULL; /* chosen below, from the tensors' dtypes */
         const eb_fb_vec *lists[3] = {&op->inputs, &op->outputs, &op->weights};
         const eb_tensor **arrays[3];
         for (int l = 0; l < 3; l++) {
@@ -621,6 +791,7 @@ static eb_status build_nodes(loader *ld, uint64_t n_ptrs, uint64_t n_attrs) {
         m->attrs[i].items = m->attr_items + ai;
         ai += op->attrs.len;
         node->attrs = &m->attrs[i];
+        if ((st = select_kernel(m, i)) != EB_OK) return st;
     }
 
     size_t stride = 0;
@@ -673,6 +844,11 @@ void eb_model_free(eb_model *m) {
     free(m->attrs);
     free(m->ptrs);
     free(m->attr_items);
+    if (m->tensors)
+        for (int i = 0; i < m->n_tensors; i++) {
+            free(m->tensors[i].core_owned[0]);
+            free(m->tensors[i].core_owned[1]);
+        }
     free(m->tensors);
     free(m->tensor_output_slot);
     free(m->inputs);

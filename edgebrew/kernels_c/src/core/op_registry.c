@@ -95,6 +95,44 @@ static const eb_op_kernel *const kernels[EB_NUM_OP_TYPES] = {
     [EB_OP_DetectionOutput] = &eb_kernel_DetectionOutput,
 };
 
+/* int8 kernels (src/ops/int8/): ops whose first input or output is INT8, and the borders. */
+EB_KERNEL_DECL(eb_int8_kernel_Quantize);
+EB_KERNEL_DECL(eb_int8_kernel_Dequantize);
+EB_KERNEL_DECL(eb_int8_kernel_Convolution);
+EB_KERNEL_DECL(eb_int8_kernel_InnerProduct);
+EB_KERNEL_DECL(eb_int8_kernel_Pooling);
+EB_KERNEL_DECL(eb_int8_kernel_Eltwise);
+EB_KERNEL_DECL(eb_int8_kernel_Concat);
+EB_KERNEL_DECL(eb_int8_kernel_ReLU);
+EB_KERNEL_DECL(eb_int8_kernel_Flatten);
+EB_KERNEL_DECL(eb_int8_kernel_Reshape);
+EB_KERNEL_DECL(eb_int8_kernel_Split);
+EB_KERNEL_DECL(eb_int8_kernel_Slice);
+EB_KERNEL_DECL(eb_int8_kernel_Dropout);
+
+static const eb_op_kernel *const int8_kernels[EB_NUM_OP_TYPES] = {
+    [EB_OP_Quantize] = &eb_int8_kernel_Quantize,
+    [EB_OP_Dequantize] = &eb_int8_kernel_Dequantize,
+    [EB_OP_Convolution] = &eb_int8_kernel_Convolution,
+    [EB_OP_InnerProduct] = &eb_int8_kernel_InnerProduct,
+    [EB_OP_Pooling] = &eb_int8_kernel_Pooling,
+    [EB_OP_Eltwise] = &eb_int8_kernel_Eltwise,
+    [EB_OP_Concat] = &eb_int8_kernel_Concat,
+    [EB_OP_ReLU] = &eb_int8_kernel_ReLU,
+    [EB_OP_Flatten] = &eb_int8_kernel_Flatten,
+    [EB_OP_Reshape] = &eb_int8_kernel_Reshape,
+    [EB_OP_Split] = &eb_int8_kernel_Split,
+    [EB_OP_Slice] = &eb_int8_kernel_Slice,
+    [EB_OP_Dropout] = &eb_int8_kernel_Dropout,
+};
+
+const eb_op_kernel *eb_find_int8_kernel(int op_type) {
+    if (op_type < 0 || op_type >= EB_NUM_OP_TYPES) return NULL;
+    const eb_op_kernel *k = int8_kernels[op_type];
+    if (k == NULL || k->prepare == NULL || k->run == NULL) return NULL;
+    return k;
+}
+
 const eb_op_kernel *eb_find_kernel(int op_type) {
     if (op_type < 0 || op_type >= EB_NUM_OP_TYPES) return NULL;
     const eb_op_kernel *k = kernels[op_type];
@@ -107,7 +145,9 @@ int eb_missing_kernels(char *buf, size_t n) {
     size_t used = 0;
     if (buf && n > 0) buf[0] = '\0';
     for (int t = 0; t < EB_NUM_OP_TYPES; t++) {
-        const eb_op_kernel *k = eb_find_kernel(t);
+        /* Quantize / Dequantize exist in int8 form only */
+        const int int8_only = t == EB_OP_Quantize || t == EB_OP_Dequantize;
+        const eb_op_kernel *k = int8_only ? eb_find_int8_kernel(t) : eb_find_kernel(t);
         const char *name = eb_op_type_name(t);
         int misnamed = k != NULL && (k->type_name == NULL || strcmp(k->type_name, name) != 0);
         if (k != NULL && !misnamed) continue;

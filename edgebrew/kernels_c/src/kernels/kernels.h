@@ -68,6 +68,18 @@ typedef struct eb_kernel_table {
     size_t (*dwconv_pad_bytes)(int64_t h, int64_t w, const eb_window *win);
     void (*dwconv_plane)(const float *x, int64_t h, int64_t w, const float *k,
                          const eb_window *win, int64_t oh, int64_t ow, float *y, float *pad);
+
+    /* ---- int8 path (src/ops/int8/): exact integer arithmetic, so the result never depends
+     * on blocking, vector width or threads; SIMD variants (VNNI, AVX2 madd, NEON sdot) slot in
+     * here. A: int8 weights as stored in the bundle; B / x: int16 activations minus their zero
+     * point ([-255, 255]); the caller guarantees every partial sum fits int32 (prepare()
+     * bounds sum |w| * 255 + |bias| per output channel). */
+    /* C[m x n] = A[m x k] B[k x n]: A int8 row-major (lda), B int16 row-major (ldb), C int32
+     * (ldc), overwritten. */
+    void (*gemm_s8s16)(int64_t m, int64_t n, int64_t k, const int8_t *a, int64_t lda,
+                       const int16_t *b, int64_t ldb, int32_t *c, int64_t ldc);
+    /* sum_i w[i] x[i] over n pairs, in int32. */
+    int32_t (*dot_s8s16)(const int8_t *w, const int16_t *x, int64_t n);
 } eb_kernel_table;
 
 /* The least workspace sgemm_ex uses without falling back to the stack (any ISA). */

@@ -619,8 +619,11 @@ static void eb_dwconv_plane_impl(const float *x, int64_t h, int64_t w, const flo
 
 _Static_assert(EB_MC % EB_MR == 0, "EB_MC: a multiple of EB_MR");
 
+#include "int8_gemm_impl.h" /* eb_gemm_s8s16_impl, eb_dot_s8s16_impl (the int8 path) */
+
 const eb_kernel_table EB_TABLE_NAME = {
     EB_ISA_NAME,          eb_sgemm_impl,         eb_sgemm_ex_impl,      eb_sgemm_work_bytes_impl,
     eb_sgemv_impl,        EB_MR,                 eb_pack_a_bytes_impl,  eb_pack_a_full_impl,
     eb_sgemm_packed_a_impl, eb_dwconv_pad_bytes_impl, eb_dwconv_plane_impl,
+    eb_gemm_s8s16_impl,   eb_dot_s8s16_impl,
 };

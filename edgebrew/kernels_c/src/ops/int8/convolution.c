@@ -1,0 +1,255 @@
+/* int8 Convolution (int8_reference._convolution): any stride, pad, dilation, group.
+ * acc[c] = b[c] + sum (x - x_zp) * W[c] (padding contributes 0), out = clamp(out_zp +
+ * MBQM(acc, M_c), activation range), M_c = s_x * s_w[c] / s_out. Fused activation: none, ReLU
+ * (slope 0) or Clip.
+ *
+ * Two ways, chosen in prepare():
+ *  - DEPTHWISE (one input channel per group): per (image, output channel) plane, the input
+ *    plane minus its zero point staged with a zero border in this thread's scratch (int16),
+ *    then every output pixel sums its taps without bounds checks.
+ *  - GEMM otherwise: per (image, group, tile of output pixels), im2col of (x - zp) into int16
+ *    scratch (padding 0), then blocks of output channels through the kernel table's
+ *    gemm_s8s16 (weights used in place, int8) into int32 scratch, requantized row by row.
+ * Integer sums are exact and prepare() bounds them inside int32, so any split over threads
+ * gives the same bytes. */
+#include "../conv_geometry.h"
+#include "kernels/kernels.h"
+#include "weights_common.h"
+
+#define QC_ROWS 64 /* output channels per GEMM block */
+
+typedef struct qconv_params {
+    int64_t n, c, h, w, m, oh, ow, group, cg, mg, kdim, tile;
+    eb_window win;
+    int depthwise;
+    int32_t x_zp, y_zp, lo, hi;
+    size_t col_bytes; /* per thread: im2col (GEMM) or padded plane (depthwise) */
+    const eb_kernel_table *kt;
+    eb_qmult mult[];  /* per output channel */
+} qconv_params;
+
+static eb_status qconv_prepare(eb_node *node, eb_error *err)
+{
+    eb_status st;
+    int64_t num_output = 0, group = 1, kernel[2], stride[2], pad[2], dil[2];
+    int bias = 1;
+    if ((st = eb_attr_int(node, "num_output", 0, &num_output, err)) != EB_OK ||
+        (st = eb_read_pair(node, "kernel", 1, 0, 0, kernel, err)) != EB_OK ||
+        (st = eb_read_pair(node, "stride", 0, 1, 1, stride, err)) != EB_OK ||
+        (st = eb_read_pair(node, "pad", 0, 0, 0, pad, err)) != EB_OK ||
+        (st = eb_read_pair(node, "dilation", 0, 1, 1, dil, err)) != EB_OK ||
+        (st = eb_attr_int(node, "group", 1, &group, err)) != EB_OK ||
+        (st = eb_read_bool(node, "bias_term", 1, &bias, err)) != EB_OK ||
+        (st = eb_check_counts(node, 1, 1, bias ? 2 : 1, err)) != EB_OK ||
+        (st = eb_check_pair(node, "kernel", kernel, 1, err)) != EB_OK ||
+        (st = eb_check_pair(node, "stride", stride, 1, err)) != EB_OK ||
+        (st = eb_check_pair(node, "dilation", dil, 1, err)) != EB_OK ||
+        (st = eb_check_pair(node, "pad", pad, 0, err)) != EB_OK ||
+        (st = eb_q_expect_all_int8(node, err)) != EB_OK)
+        return st;
+    const eb_tensor *x = node->inputs[0], *y = node->outputs[0];
+    if (x->ndim != 4)
+        return eb_node_fail(node, err, EBO_INVALID, "input '%s' must be 4-d", x->name);
+    const int64_t n = x->dims[0], c = x->dims[1], h = x->dims[2], w = x->dims[3];
+    if (num_output < 1 || num_output > EB_MAX_TENSOR_ELEMS || group < 1 || c % group != 0 ||
+        num_output % group != 0)
+        return eb_node_fail(node, err, EBO_INVALID,
+                            "num_output %lld and group %lld must divide into the %lld input "
+                            "channels", (long long)num_output, (long long)group, (long long)c);
+    int64_t out[2];
+    const int64_t size[2] = {h, w};
+    for (int i = 0; i < 2; i++) {
+        const int64_t num = size[i] + 2 * pad[i] - (dil[i] * (kernel[i] - 1) + 1);
+        if (num < 0)
+            return eb_node_fail(node, err, EBO_INVALID,
+                                "the dilated kernel does not fit the padded input");
+        out[i] = num / stride[i] + 1;
+    }
+    const int64_t m = num_output, cg = c / group, mg = m / group;
+    const int64_t odims[4] = {n, m, out[0], out[1]};
+    if ((st = ebo_expect_shape(node, err, y, "output", 0, 4, odims)) != EB_OK)
+        return st;
+    const eb_tensor *wt = node->weights[0];
+    const int64_t wdims[4] = {m, cg, kernel[0], kernel[1]};
+    if (!ebo_shape_eq(wt, 4, wdims))
+        return ebo_expect_shape(node, err, wt, "weight", 0, 4, wdims);
+    const int64_t kdim = cg * kernel[0] * kernel[1];
+    qconv_params *p = (qconv_params *)malloc(sizeof(qconv_params) + (size_t)m * sizeof(eb_qmult));
+    if (!p)
+        return eb_node_fail(node, err, EB_ERR_OUT_OF_MEMORY, "out of memory");
+    memset(p, 0, sizeof *p);
+    if ((st = eb_q_prepare_weights(node, err, x, y, wt, bias ? node->weights[1] : NULL, m, kdim,
+                                   p->mult)) != EB_OK ||
+        (st = eb_q_activation_range(node, err, y, &p->lo, &p->hi)) != EB_OK) {
+        free(p);
+        return st;
+    }
+    p->n = n, p->c = c, p->h = h, p->w = w, p->m = m, p->oh = out[0], p->ow = out[1];
+    p->group = group, p->cg = cg, p->mg = mg, p->kdim = kdim;
+    p->win = (eb_window){kernel[0], kernel[1], stride[0], stride[1], pad[0], pad[1], dil[0], dil[1]};
+    p->x_zp = x->quant_zero_point[0];
+    p->y_zp = y->quant_zero_point[0];
+    p->kt = eb_kernels();
+    p->depthwise = cg == 1;
+    const int64_t npix = p->oh * p->ow;
+    uint64_t scratch;
+    if (p->depthwise) {
+        const uint64_t hp = (uint64_t)(h + 2 * pad[0]), wp = (uint64_t)(w + 2 * pad[1]);
+        if (hp > ((uint64_t)1 << 40) / wp) {
+            free(p);
+            return eb_node_fail(node, err, EB_ERR_OUT_OF_MEMORY, "padded plane too large");
+        }
+        scratch = hp * wp * sizeof(int16_t);
+        p->col_bytes = eb_align64((size_t)scratch);
+        scratch = p->col_bytes;
+    } else {
+        int64_t t = ((int64_t)1 << 17) / kdim / 16 * 16;
+        t = t < 64 ? 64 : t > 1024 ? 1024 : t;
+        p->tile = npix < t ? npix : t;
+        if ((uint64_t)kdim > ((uint64_t)1 << 36) / (uint64_t)p->tile) {
+            free(p);
+            return eb_node_fail(node, err, EB_ERR_OUT_OF_MEMORY, "im2col buffer too large");
+        }
+        p->col_bytes = eb_align64((size_t)kdim * (size_t)p->tile * sizeof(int16_t));
+        scratch = p->col_bytes + eb_align64((size_t)QC_ROWS * (size_t)p->tile * sizeof(int32_t));
+    }
+    node->params = p;
+    node->scratch_bytes = (size_t)scratch;
+    return EB_OK;
+}
+
+typedef struct qconv_ctx {
+    const qconv_params *p;
+    eb_exec *ex;
+    const int8_t *x, *wt;
+    const int32_t *bias;
+    int8_t *y;
+    int64_t n_tiles;
+} qconv_ctx;
+
+/* cols[r * np + t] = x - zp at the input position of im2col row r (ci, i, j) and output pixel
+ * p0 + t, 0 in the padding. */
+static void qconv_im2col(const qconv_params *p, const int8_t *xg, int64_t p0, int64_t np,
+                         int16_t *cols)
+{
+    const eb_window *wn = &p->win;
+    const int64_t h = p->h, w = p->w, hw = h * w;
+    const int16_t zp = (int16_t)p->x_zp;
+    int64_t r = 0;
+    for (int64_t ci = 0; ci < p->cg; ci++)
+        for (int64_t i = 0; i < wn->kh; i++)
+            for (int64_t j = 0; j < wn->kw; j++, r++) {
+                int16_t *dst = cols + r * np;
+                const int8_t *xc = xg + ci * hw;
+                int64_t oy = p0 / p->ow, ox = p0 % p->ow, t = 0;
+                while (t < np) {
+                    const int64_t iy = oy * wn->sh - wn->ph + i * wn->dh;
+                    const int64_t run = p->ow - ox < np - t ? p->ow - ox : np - t;
+                    if (iy < 0 || iy >= h) {
+                        for (int64_t u = 0; u < run; u++) dst[t + u] = 0;
+                    } else {
+                        const int8_t *xr = xc + iy * w;
+                        int64_t ix = ox * wn->sw - wn->pw + j * wn->dw;
+                        if (wn->sw == 1 && ix >= 0 && ix + run <= w) {
+                            for (int64_t u = 0; u < run; u++)
+                                dst[t + u] = (int16_t)(xr[ix + u] - zp);
+                        } else {
+                            for (int64_t u = 0; u < run; u++, ix += wn->sw)
+                                dst[t + u] = ix >= 0 && ix < w ? (int16_t)(xr[ix] - zp) : 0;
+                        }
+                    }
+                    t += run;
+                    ox = 0;
+                    oy++;
+                }
+            }
+}
+
+static void qconv_gemm_range(void *vctx, int64_t begin, int64_t end, int thread)
+{
+    const qconv_ctx *cx = (const qconv_ctx *)vctx;
+    const qconv_params *p = cx->p;
+    const int64_t npix = p->oh * p->ow, hw = p->h * p->w;
+    char *scratch = (char *)eb_scratch(cx->ex, thread);
+    int16_t *cols = (int16_t *)(void *)scratch;
+    int32_t *acc = (int32_t *)(void *)(scratch + p->col_bytes);
+    for (int64_t it = begin; it < end; it++) {
+        const int64_t tile = it % cx->n_tiles, img_g = it / cx->n_tiles;
+        const int64_t g = img_g % p->group, img = img_g / p->group;
+        const int64_t p0 = tile * p->tile, np = npix - p0 < p->tile ? npix - p0 : p->tile;
+        qconv_im2col(p, cx->x + (img * p->c + g * p->cg) * hw, p0, np, cols);
+        for (int64_t r0 = 0; r0 < p->mg; r0 += QC_ROWS) {
+            const int64_t rows = p->mg - r0 < QC_ROWS ? p->mg - r0 : QC_ROWS;
+            const int64_t oc0 = g * p->mg + r0;
+            p->kt->gemm_s8s16(rows, np, p->kdim, cx->wt + oc0 * p->kdim, p->kdim, cols, np, acc,
+                              np);
+            for (int64_t r = 0; r < rows; r++)
+                eb_q_requant_row(acc + r * np, np, cx->bias ? cx->bias[oc0 + r] : 0,
+                                 p->mult[oc0 + r], p->y_zp, p->lo, p->hi,
+                                 cx->y + (img * p->m + oc0 + r) * npix + p0);
+        }
+    }
+}
+
+static void qconv_depthwise_range(void *vctx, int64_t begin, int64_t end, int thread)
+{
+    const qconv_ctx *cx = (const qconv_ctx *)vctx;
+    const qconv_params *p = cx->p;
+    const eb_window *wn = &p->win;
+    const int64_t hw = p->h * p->w, npix = p->oh * p->ow;
+    const int64_t hp = p->h + 2 * wn->ph, wp = p->w + 2 * wn->pw, khkw = wn->kh * wn->kw;
+    int16_t *pad = (int16_t *)eb_scratch(cx->ex, thread);
+    int64_t staged = -1; /* the (image, input channel) plane in `pad` */
+    for (int64_t it = begin; it < end; it++) {
+        const int64_t oc = it % p->m, img = it / p->m, ic = oc / p->mg;
+        const int64_t key = img * p->c + ic;
+        if (key != staged) {
+            const int8_t *xs = cx->x + key * hw;
+            for (int64_t q = 0; q < hp * wp; q++) pad[q] = 0;
+            for (int64_t iy = 0; iy < p->h; iy++) {
+                int16_t *dst = pad + (iy + wn->ph) * wp + wn->pw;
+                for (int64_t ix = 0; ix < p->w; ix++)
+                    dst[ix] = (int16_t)(xs[iy * p->w + ix] - p->x_zp);
+            }
+            staged = key;
+        }
+        const int8_t *k = cx->wt + oc * khkw;
+        const int32_t b = cx->bias ? cx->bias[oc] : 0;
+        int8_t *out = cx->y + (img * p->m + oc) * npix;
+        for (int64_t oy = 0; oy < p->oh; oy++)
+            for (int64_t ox = 0; ox < p->ow; ox++) {
+                const int16_t *base = pad + oy * wn->sh * wp + ox * wn->sw;
+                int32_t s = 0;
+                for (int64_t i = 0; i < wn->kh; i++) {
+                    const int16_t *row = base + i * wn->dh * wp;
+                    const int8_t *kr = k + i * wn->kw;
+                    for (int64_t j = 0; j < wn->kw; j++) s += (int32_t)kr[j] * row[j * wn->dw];
+                }
+                const int32_t v = eb_q_mbqm((int64_t)s + b, p->mult[oc]);
+                out[oy * p->ow + ox] = (int8_t)eb_q_clamp((int64_t)p->y_zp + v, p->lo, p->hi);
+            }
+    }
+}
+
+static eb_status qconv_run(const eb_node *node, eb_exec *ex)
+{
+    const qconv_params *p = (const qconv_params *)node->params;
+    qconv_ctx cx;
+    memset(&cx, 0, sizeof cx);
+    cx.p = p;
+    cx.ex = ex;
+    cx.x = (const int8_t *)eb_data_raw(ex, node->inputs[0]);
+    cx.y = (int8_t *)eb_data_raw(ex, node->outputs[0]);
+    cx.wt = (const int8_t *)eb_data_raw(ex, node->weights[0]);
+    cx.bias = node->n_weights > 1 ? (const int32_t *)eb_data_raw(ex, node->weights[1]) : NULL;
+    if (p->depthwise) {
+        eb_parallel_for(ex, p->n * p->m, qconv_depthwise_range, &cx);
+        return EB_OK;
+    }
+    const int64_t npix = p->oh * p->ow;
+    cx.n_tiles = (npix + p->tile - 1) / p->tile;
+    eb_parallel_for(ex, p->n * p->group * cx.n_tiles, qconv_gemm_range, &cx);
+    return EB_OK;
+}
+
+const eb_op_kernel eb_int8_kernel_Convolution = {"Convolution", qconv_prepare, qconv_run};
