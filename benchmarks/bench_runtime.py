@@ -1,6 +1,7 @@
 """edgebrew's C runtime side by side with OpenCV DNN and onnxruntime, in one run.
 
     python3 benchmarks/bench_runtime.py [--nets a,b] [--threads 1,2] [--runs 20]
+                                        [--precision fp32|int8|fp16]
 
 Each (engine, net, threads) runs in its own subprocess, so load time and peak RSS are its own.
 Nets use the zoo prototxts with random weights (open_nsfw with its real weights). The table
@@ -8,6 +9,11 @@ gives absolute edgebrew figures and the peers as ratios: peer / edgebrew for lat
 (> 1: edgebrew is faster), and for memory (peak RSS above the process's footprint after its
 imports, i.e. what loading and running the model added). onnxruntime runs when edgebrew can export ONNX
 (edgebrew.export_onnx); otherwise its column says why not.
+
+``--precision int8`` benchmarks int8 bundles (calibrated on 16 random-normal inputs: fine for
+timing, not for accuracy) and onnxruntime on their QDQ export (its int8 kernels); OpenCV DNN
+has no int8 path for Caffe models and runs float32. ``fp16`` stores the weights as float16 (the
+runtime computes in float32). The size column is the bundle's size against the float32 one.
 """
 from __future__ import annotations
 
@@ -31,7 +37,7 @@ DEFAULT_NETS = ["lenet", "cifar10_quick", "squeezenet_v1_0", "mobilenet_v1", "bv
                 "resnet50", "mtcnn_det2", "ultraface_slim320", "mobilenet_ssd", "open_nsfw"]
 
 
-def prepare(net: str, workdir: Path) -> dict:
+def prepare(net: str, workdir: Path, precision: str = "fp32") -> dict:
     """Prototxt, caffemodel (random weights except open_nsfw) and the .brew for one net."""
     import edgebrew
     from caffe_files import random_weights, write_caffemodel
@@ -48,13 +54,22 @@ def prepare(net: str, workdir: Path) -> dict:
     g = edgebrew.load_caffe(proto)
     inputs = {t.name: (1, *t.shape[1:]) for t in g.inputs}
     bundle = edgebrew.convert(proto, weights, inputs=inputs)
+    fp32_bytes = len(bundle.to_bytes())
+    if precision != "fp32":
+        calib = None
+        if precision == "int8":
+            shape = bundle.graph.shapes[bundle.graph.inputs[0].name]
+            calib = np.random.default_rng(0).standard_normal((16, *shape[1:]), dtype=np.float32)
+        bundle = edgebrew.convert(proto, weights, inputs=inputs, quantize=precision,
+                                  calibration=calib, progress=False)
     brew = bundle.save(workdir / f"{net}.brew")
     onnx_path = None
     if hasattr(edgebrew, "export_onnx"):
         onnx_path = workdir / f"{net}.onnx"
         edgebrew.export_onnx(brew, onnx_path)
     return {"prototxt": str(proto), "caffemodel": str(weights), "brew": str(brew),
-            "onnx": str(onnx_path) if onnx_path else None, "inputs": inputs}
+            "onnx": str(onnx_path) if onnx_path else None, "inputs": inputs,
+            "size_ratio": len(bundle.to_bytes()) / fp32_bytes}
 
 
 def _status_mib(key: str) -> float:
@@ -139,6 +154,7 @@ def main():
     ap.add_argument("--nets", default=",".join(DEFAULT_NETS))
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--precision", choices=("fp32", "int8", "fp16"), default="fp32")
     args = ap.parse_args()
     try:
         import onnxruntime  # noqa: F401
@@ -148,7 +164,7 @@ def main():
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for net in args.nets.split(","):
-            spec = prepare(net, Path(tmp))
+            spec = prepare(net, Path(tmp), args.precision)
             for threads in (int(t) for t in args.threads.split(",")):
                 eb = measure("edgebrew", spec, threads, args.runs)
                 cv = measure("opencv", spec, threads, args.runs)
@@ -158,6 +174,7 @@ def main():
                     ort = {"error": "no ONNX export yet"}
                 else:
                     ort = measure("onnxruntime", spec, threads, args.runs)
+                eb["size_ratio"] = spec["size_ratio"]
                 rows.append((net, threads, eb, cv, ort))
                 print_row(*rows[-1], header=len(rows) == 1)
 
@@ -174,7 +191,7 @@ def print_row(net, threads, eb, cv, ort, header=False):
     if header:
         print(f"{'net':18} {'thr':>3} | {'edgebrew median':>15} {'load':>8} {'mem MiB':>8} | "
               f"{'OpenCV/eb lat':>13} {'load':>6} {'RSS':>6} | {'ORT/eb lat':>10} {'load':>6} "
-              f"{'RSS':>6}")
+              f"{'RSS':>6} | {'size':>5}")
     if "error" in eb:
         print(f"{net:18} {threads:>3} | edgebrew failed: {eb['error']}")
         return
@@ -182,7 +199,7 @@ def print_row(net, threads, eb, cv, ort, header=False):
           f"{eb['peak_rss_mib']:8.1f} | {ratio(cv, eb, 'median_ms'):>13} "
           f"{ratio(cv, eb, 'load_ms'):>6} {ratio(cv, eb, 'peak_rss_mib'):>6} | "
           f"{ratio(ort, eb, 'median_ms'):>10} {ratio(ort, eb, 'load_ms'):>6} "
-          f"{ratio(ort, eb, 'peak_rss_mib'):>6}", flush=True)
+          f"{ratio(ort, eb, 'peak_rss_mib'):>6} | {eb.get('size_ratio', 1.0):4.2f}x", flush=True)
 
 
 if __name__ == "__main__":
