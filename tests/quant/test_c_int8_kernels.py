@@ -170,6 +170,25 @@ def test_convolution_saturates_and_larger_gemm():
     assert (q == 127).any() and (q == -128).any()   # saturation on both ends was exercised
 
 
+@pytest.mark.parametrize("c,m,k,stride,pad,group,n,h,w", [
+    (33, 40, 1, 1, 0, 1, 2, 17, 19),    # 1x1 stride 1: packed straight from the input, odd k
+    (64, 72, 1, 2, 0, 1, 1, 15, 16),    # 1x1 stride 2: im2col
+    (150, 20, 3, 1, 1, 1, 2, 9, 11),    # deep k: several pixel tiles, a partial last one
+    (48, 96, 3, 1, 1, 2, 1, 14, 14),    # groups, channel blocks, full micro-tiles
+])
+def test_convolution_packed_gemm_shapes(c, m, k, stride, pad, group, n, h, w):
+    """Shapes that reach the packed GEMM's full micro-tiles and every remainder (rows, pixels,
+    an odd depth), its pixel tiles and output-channel blocks, with 1, 2 and 3 threads."""
+    rng = np.random.default_rng(c * m + k)
+    W, wq = conv_weights(rng, m, (c // group, k, k), 0.04, 0.03)
+    b = rng.integers(-20000, 20000, size=m).astype(np.int32)
+    g = int8_graph("Convolution", dict(num_output=m, kernel=(k, k), stride=(stride, stride),
+                                       pad=(pad, pad), dilation=(1, 1), group=group,
+                                       bias_term=True, activation="ReLU"),
+                   [(n, c, h, w)], [(0.04, -7)], (0.03, -20), {"w": W, "b": b}, {"w": wq})
+    check(g, {"x0": grid_input(rng, (n, c, h, w), 0.04, -7)}, threads=(1, 2, 3))
+
+
 def test_convolution_accumulator_overflow_is_refused():
     k = 7500   # 7500 * 9 * 127 * 255 > 2^31
     W = np.full((2, k, 3, 3), 127, np.int8)

@@ -19,6 +19,7 @@
 #define EB_GEMV_L 16
 #define EB_TABLE_NAME eb_kernel_table_avx2
 #define EB_ISA_NAME "avx2"
+#define EB_I8_AVX2 1 /* int8_gemm_impl.h: the intrinsics micro-kernel */
 #include "generic/sgemm_impl.h"
 
 #if defined(__clang__)

@@ -18,6 +18,7 @@
 #define EB_GEMV_L 32
 #define EB_TABLE_NAME eb_kernel_table_avx512
 #define EB_ISA_NAME "avx512"
+#define EB_I8_AVX512 1 /* int8_gemm_impl.h: the intrinsics micro-kernel */
 #include "generic/sgemm_impl.h"
 
 #if defined(__clang__)

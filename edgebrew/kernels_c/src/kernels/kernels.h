@@ -80,6 +80,33 @@ typedef struct eb_kernel_table {
                        const int16_t *b, int64_t ldb, int32_t *c, int64_t ldc);
     /* sum_i w[i] x[i] over n pairs, in int32. */
     int32_t (*dot_s8s16)(const int8_t *w, const int16_t *x, int64_t n);
+
+    /* Packed int8 GEMM (convolution): int16 operands interleaved in k pairs for pairwise
+     * multiply-add (AVX2 / AVX-512 madd, VNNI dpwssd). kp = (k + 1) / 2 pairs (an odd k is
+     * padded with a zero row). A packed: blocks of s16_mr rows, each kp x s16_mr x 2 int16
+     * (rows past m zero); B packed: panels of s16_nr columns, each kp x s16_nr x 2 int16
+     * (columns past n zero). */
+    int s16_mr, s16_nr;
+    /* int16 count of packed A (m x k) and packed B (k x n). */
+    size_t (*pack_s16_a_count)(int64_t m, int64_t k);
+    size_t (*pack_s16_b_count)(int64_t k, int64_t n);
+    /* Pack int8 A (m x k, lda) widened. */
+    void (*pack_s16_a)(int64_t m, int64_t k, const int8_t *a, int64_t lda, int16_t *dst);
+    /* Pack B[r][j] = x[r * ldx + j] - zp (int8 rows, k x n). */
+    void (*pack_s16_b)(int64_t k, int64_t n, const int8_t *x, int64_t ldx, int32_t zp,
+                       int16_t *dst);
+    /* C[m x n] = A B on packed operands: ap starts at a row block, bp at a column panel; C int32
+     * (ldc), overwritten. */
+    void (*gemm_s16_packed)(int64_t m, int64_t n, int64_t k, const int16_t *ap,
+                            const int16_t *bp, int32_t *c, int64_t ldc);
+    /* y[t] = clamp(zp + MBQM(acc[t] + bias, (m0, shift)), lo, hi) (fixed_point, bit for bit;
+     * acc[t] + bias must fit int32). */
+    void (*requant_s32)(const int32_t *acc, int64_t n, int32_t bias, int32_t m0, int32_t shift,
+                        int32_t zp, int32_t lo, int32_t hi, int8_t *y);
+    /* Quantize: y = clamp(round_half_away(double(x) / scale) + zp, -128, 127), NaN -> zp
+     * (fixed_point.quantize_tensor, bit for bit). Dequantize: y = float(q - zp) * scale_f. */
+    void (*quantize_s8)(const float *x, int64_t n, double scale, int32_t zp, int8_t *y);
+    void (*dequantize_s8)(const int8_t *q, int64_t n, float scale_f, int32_t zp, float *y);
 } eb_kernel_table;
 
 /* The least workspace sgemm_ex uses without falling back to the stack (any ISA). */

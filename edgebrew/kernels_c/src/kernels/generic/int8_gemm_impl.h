@@ -82,3 +82,300 @@ static int32_t eb_dot_s8s16_impl(const int8_t *w, const int16_t *x, int64_t n)
     for (int64_t i = 0; i < n; i++) s += (int16_t)w[i] * (int32_t)x[i];
     return s;
 }
+
+/* ---- packed int16 GEMM (kernels.h: pack_s16_*, gemm_s16_packed) and requantization ---------
+ * The micro-kernel multiplies a kp x EB_S16P_MR x 2 block of A by a kp x EB_S16P_NR x 2 panel of
+ * B: for each pair p, C[r][j] += A[r][2p] B[2p][j] + A[r][2p+1] B[2p+1][j]. With AVX2 / AVX-512
+ * intrinsics (the including file defines EB_I8_AVX2 or EB_I8_AVX512) that is one pmaddwd (or
+ * VNNI vpdpwssd) per row and vector; otherwise plain C. Exact integer sums: every variant gives
+ * the same int32 results. */
+#if defined(EB_I8_AVX512) || defined(EB_I8_AVX2)
+#include <immintrin.h>
+#endif
+
+#if defined(EB_I8_AVX512)
+#define EB_S16P_MR 8
+#define EB_S16P_NR 32
+#elif defined(EB_I8_AVX2)
+#define EB_S16P_MR 4
+#define EB_S16P_NR 16
+#else
+#define EB_S16P_MR 4
+#define EB_S16P_NR 8
+#endif
+
+static size_t eb_pack_s16_a_count_impl(int64_t m, int64_t k)
+{
+    const int64_t mb = (m + EB_S16P_MR - 1) / EB_S16P_MR, kp = (k + 1) / 2;
+    return (size_t)(mb * kp * EB_S16P_MR * 2);
+}
+
+static size_t eb_pack_s16_b_count_impl(int64_t k, int64_t n)
+{
+    const int64_t nb = (n + EB_S16P_NR - 1) / EB_S16P_NR, kp = (k + 1) / 2;
+    return (size_t)(nb * kp * EB_S16P_NR * 2);
+}
+
+static void eb_pack_s16_a_impl(int64_t m, int64_t k, const int8_t *a, int64_t lda, int16_t *dst)
+{
+    const int64_t kp = (k + 1) / 2;
+    for (int64_t i0 = 0; i0 < m; i0 += EB_S16P_MR)
+        for (int64_t p = 0; p < kp; p++)
+            for (int r = 0; r < EB_S16P_MR; r++, dst += 2) {
+                const int64_t i = i0 + r;
+                dst[0] = i < m ? a[i * lda + 2 * p] : 0;
+                dst[1] = i < m && 2 * p + 1 < k ? a[i * lda + 2 * p + 1] : 0;
+            }
+}
+
+static void eb_pack_s16_b_impl(int64_t k, int64_t n, const int8_t *x, int64_t ldx, int32_t zp,
+                               int16_t *dst)
+{
+    const int64_t kp = (k + 1) / 2;
+    const int16_t z = (int16_t)zp;
+    for (int64_t j0 = 0; j0 < n; j0 += EB_S16P_NR) {
+        const int64_t nb = EB_MIN((int64_t)EB_S16P_NR, n - j0);
+        for (int64_t p = 0; p < kp; p++, dst += 2 * EB_S16P_NR) {
+            const int8_t *r0 = x + 2 * p * ldx + j0;
+            const int8_t *r1 = 2 * p + 1 < k ? r0 + ldx : NULL;
+            if (nb == EB_S16P_NR && r1) {
+#if defined(EB_I8_AVX512)
+                /* 32-bit lane j: (r0[j] - zp) in the low half, (r1[j] - zp) in the high one */
+                const __m512i zv = _mm512_set1_epi32(zp), lo16 = _mm512_set1_epi32(0xffff);
+                for (int h = 0; h < 2; h++) {
+                    const __m512i a = _mm512_sub_epi32(
+                        _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(r0 + 16 * h))), zv);
+                    const __m512i b = _mm512_sub_epi32(
+                        _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(r1 + 16 * h))), zv);
+                    _mm512_storeu_si512((void *)(dst + 32 * h),
+                                        _mm512_or_si512(_mm512_and_si512(a, lo16),
+                                                        _mm512_slli_epi32(b, 16)));
+                }
+#elif defined(EB_I8_AVX2)
+                const __m256i zv = _mm256_set1_epi32(zp), lo16 = _mm256_set1_epi32(0xffff);
+                for (int h = 0; h < 2; h++) {
+                    const __m256i a = _mm256_sub_epi32(
+                        _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(r0 + 8 * h))), zv);
+                    const __m256i b = _mm256_sub_epi32(
+                        _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(r1 + 8 * h))), zv);
+                    _mm256_storeu_si256((__m256i *)(void *)(dst + 16 * h),
+                                        _mm256_or_si256(_mm256_and_si256(a, lo16),
+                                                        _mm256_slli_epi32(b, 16)));
+                }
+#else
+                EB_UNROLL
+                for (int j = 0; j < EB_S16P_NR; j++) {
+                    dst[2 * j] = (int16_t)(r0[j] - z);
+                    dst[2 * j + 1] = (int16_t)(r1[j] - z);
+                }
+#endif
+            } else {
+                for (int j = 0; j < EB_S16P_NR; j++) {
+                    dst[2 * j] = j < nb ? (int16_t)(r0[j] - z) : 0;
+                    dst[2 * j + 1] = j < nb && r1 ? (int16_t)(r1[j] - z) : 0;
+                }
+            }
+        }
+    }
+}
+
+#if defined(EB_I8_AVX512)
+#if defined(__GNUC__) && !defined(__clang__)
+#define EB_I8_HAVE_VNNI 1
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) static void
+eb_s16_micro_vnni(int64_t kp, const int16_t *ap, const int16_t *bp, int32_t *c, int64_t ldc)
+{
+    __m512i acc[EB_S16P_MR][2];
+    for (int r = 0; r < EB_S16P_MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_si512();
+    for (int64_t p = 0; p < kp; p++, ap += 2 * EB_S16P_MR, bp += 2 * EB_S16P_NR) {
+        const __m512i b0 = _mm512_loadu_si512((const void *)bp);
+        const __m512i b1 = _mm512_loadu_si512((const void *)(bp + 32));
+        EB_UNROLL
+        for (int r = 0; r < EB_S16P_MR; r++) {
+            int32_t w;
+            memcpy(&w, ap + 2 * r, sizeof w);
+            const __m512i a = _mm512_set1_epi32(w);
+            acc[r][0] = _mm512_dpwssd_epi32(acc[r][0], a, b0);
+            acc[r][1] = _mm512_dpwssd_epi32(acc[r][1], a, b1);
+        }
+    }
+    for (int r = 0; r < EB_S16P_MR; r++) {
+        _mm512_storeu_si512((void *)(c + r * ldc), acc[r][0]);
+        _mm512_storeu_si512((void *)(c + r * ldc + 16), acc[r][1]);
+    }
+}
+#endif
+
+/* C tile (EB_S16P_MR x EB_S16P_NR, ldc) = kp pairs of ap x bp. */
+static void eb_s16_micro(int64_t kp, const int16_t *ap, const int16_t *bp, int32_t *c,
+                         int64_t ldc)
+{
+    __m512i acc[EB_S16P_MR][2];
+    for (int r = 0; r < EB_S16P_MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_si512();
+    for (int64_t p = 0; p < kp; p++, ap += 2 * EB_S16P_MR, bp += 2 * EB_S16P_NR) {
+        const __m512i b0 = _mm512_loadu_si512((const void *)bp);
+        const __m512i b1 = _mm512_loadu_si512((const void *)(bp + 32));
+        EB_UNROLL
+        for (int r = 0; r < EB_S16P_MR; r++) {
+            int32_t w;
+            memcpy(&w, ap + 2 * r, sizeof w);
+            const __m512i a = _mm512_set1_epi32(w);
+            acc[r][0] = _mm512_add_epi32(acc[r][0], _mm512_madd_epi16(a, b0));
+            acc[r][1] = _mm512_add_epi32(acc[r][1], _mm512_madd_epi16(a, b1));
+        }
+    }
+    for (int r = 0; r < EB_S16P_MR; r++) {
+        _mm512_storeu_si512((void *)(c + r * ldc), acc[r][0]);
+        _mm512_storeu_si512((void *)(c + r * ldc + 16), acc[r][1]);
+    }
+}
+#elif defined(EB_I8_AVX2)
+static void eb_s16_micro(int64_t kp, const int16_t *ap, const int16_t *bp, int32_t *c,
+                         int64_t ldc)
+{
+    __m256i acc[EB_S16P_MR][2];
+    for (int r = 0; r < EB_S16P_MR; r++) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
+    for (int64_t p = 0; p < kp; p++, ap += 2 * EB_S16P_MR, bp += 2 * EB_S16P_NR) {
+        const __m256i b0 = _mm256_loadu_si256((const __m256i *)(const void *)bp);
+        const __m256i b1 = _mm256_loadu_si256((const __m256i *)(const void *)(bp + 16));
+        EB_UNROLL
+        for (int r = 0; r < EB_S16P_MR; r++) {
+            int32_t w;
+            memcpy(&w, ap + 2 * r, sizeof w);
+            const __m256i a = _mm256_set1_epi32(w);
+            acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(a, b0));
+            acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(a, b1));
+        }
+    }
+    for (int r = 0; r < EB_S16P_MR; r++) {
+        _mm256_storeu_si256((__m256i *)(void *)(c + r * ldc), acc[r][0]);
+        _mm256_storeu_si256((__m256i *)(void *)(c + r * ldc + 8), acc[r][1]);
+    }
+}
+#else
+static void eb_s16_micro(int64_t kp, const int16_t *ap, const int16_t *bp, int32_t *c,
+                         int64_t ldc)
+{
+    int32_t acc[EB_S16P_MR][EB_S16P_NR];
+    for (int r = 0; r < EB_S16P_MR; r++)
+        for (int j = 0; j < EB_S16P_NR; j++) acc[r][j] = 0;
+    for (int64_t p = 0; p < kp; p++, ap += 2 * EB_S16P_MR, bp += 2 * EB_S16P_NR) {
+        EB_UNROLL
+        for (int r = 0; r < EB_S16P_MR; r++) {
+            const int32_t a0 = ap[2 * r], a1 = ap[2 * r + 1];
+            EB_UNROLL
+            for (int j = 0; j < EB_S16P_NR; j++)
+                acc[r][j] += a0 * (int32_t)bp[2 * j] + a1 * (int32_t)bp[2 * j + 1];
+        }
+    }
+    for (int r = 0; r < EB_S16P_MR; r++)
+        for (int j = 0; j < EB_S16P_NR; j++) c[r * ldc + j] = acc[r][j];
+}
+#endif
+
+static void eb_gemm_s16_packed_impl(int64_t m, int64_t n, int64_t k, const int16_t *ap,
+                                    const int16_t *bp, int32_t *c, int64_t ldc)
+{
+    const int64_t kp = (k + 1) / 2;
+    void (*micro)(int64_t, const int16_t *, const int16_t *, int32_t *, int64_t) = eb_s16_micro;
+#if defined(EB_I8_HAVE_VNNI)
+    if (__builtin_cpu_supports("avx512vnni"))
+        micro = eb_s16_micro_vnni;
+#endif
+    int32_t tmp[EB_S16P_MR * EB_S16P_NR];
+    for (int64_t i0 = 0; i0 < m; i0 += EB_S16P_MR, ap += kp * 2 * EB_S16P_MR) {
+        const int64_t mr = EB_MIN((int64_t)EB_S16P_MR, m - i0);
+        const int16_t *b = bp;
+        for (int64_t j0 = 0; j0 < n; j0 += EB_S16P_NR, b += kp * 2 * EB_S16P_NR) {
+            const int64_t nr = EB_MIN((int64_t)EB_S16P_NR, n - j0);
+            int32_t *ct = c + i0 * ldc + j0;
+            if (mr == EB_S16P_MR && nr == EB_S16P_NR) {
+                micro(kp, ap, b, ct, ldc);
+            } else {
+                micro(kp, ap, b, tmp, EB_S16P_NR);
+                for (int64_t r = 0; r < mr; r++)
+                    for (int64_t j = 0; j < nr; j++) ct[r * ldc + j] = tmp[r * EB_S16P_NR + j];
+            }
+        }
+    }
+}
+
+/* fixed_point.multiply_by_quantized_multiplier + zero point + clamp, as int8_common.h's
+ * eb_q_mbqm, in branch-free int64 lanes the compiler vectorizes. m0 >= 0, so the srdhm
+ * saturation case (both INT32_MIN) cannot occur. */
+static void eb_requant_s32_impl(const int32_t *acc, int64_t n, int32_t bias, int32_t m0,
+                                int32_t shift, int32_t zp, int32_t lo, int32_t hi, int8_t *y)
+{
+    const int left = shift > 0 ? shift : 0, right = shift < 0 ? -shift : 0;
+    const int64_t mask = ((int64_t)1 << right) - 1, half = mask >> 1;
+    const int64_t mul = m0, bias64 = bias;
+    for (int64_t t = 0; t < n; t++) {
+        int64_t v = ((int64_t)acc[t] + bias64) * ((int64_t)1 << left);
+        v = v > INT32_MAX ? INT32_MAX : v;
+        v = v < INT32_MIN ? INT32_MIN : v;
+        const int64_t ab = v * mul;
+        const int64_t nudge = ab >= 0 ? ((int64_t)1 << 30) : (1 - ((int64_t)1 << 30));
+        const int64_t s = ab + nudge;
+        /* s / 2^31 truncating; then the floor shift of rounding_divide_by_pot (right shifts
+         * of non-negative values only: ~x >= 0 when x < 0, and ~(~x >> e) = floor(x / 2^e)) */
+        const int64_t x = s >= 0 ? s >> 31 : -((-s) >> 31);
+        const int64_t rem = x & mask;
+        const int64_t threshold = half + (x < 0);
+        const int64_t q = x >= 0 ? x >> right : ~((~x) >> right);
+        int64_t o = (int64_t)zp + q + (rem > threshold);
+        o = o < lo ? lo : o;
+        o = o > hi ? hi : o;
+        y[t] = (int8_t)o;
+    }
+}
+
+/* |v| <= 1e9 after the clamp (NaN -> 0, as nan_to_num; +-inf -> +-1e9, which clamps anyway), so
+ * floor(|v| + 0.5) is the truncating conversion of that (non-negative) double: no libm floor,
+ * and the loop vectorizes (the division stays a double division, as the spec has it). */
+static void eb_quantize_s8_impl(const float *x, int64_t n, double scale, int32_t zp, int8_t *y)
+{
+    const double z = (double)zp;
+    int64_t i = 0;
+#if defined(EB_I8_AVX512) || defined(EB_I8_AVX2)
+    /* the same steps on 4 doubles at a time: t = trunc(|v| + 0.5) with v's sign, + zp, clamped
+     * in double (exact integers), converted and narrowed */
+    const __m256d vs = _mm256_set1_pd(scale), vz = _mm256_set1_pd(z);
+    const __m256d big = _mm256_set1_pd(1e9), nbig = _mm256_set1_pd(-1e9);
+    const __m256d half = _mm256_set1_pd(0.5), sign = _mm256_set1_pd(-0.0);
+    const __m256d qlo = _mm256_set1_pd(-128.0), qhi = _mm256_set1_pd(127.0);
+    for (; i + 8 <= n; i += 8) {
+        const __m256 xf = _mm256_loadu_ps(x + i);
+        __m128i q32[2];
+        for (int h = 0; h < 2; h++) {
+            __m256d v = _mm256_div_pd(
+                _mm256_cvtps_pd(h ? _mm256_extractf128_ps(xf, 1) : _mm256_castps256_ps128(xf)),
+                vs);
+            v = _mm256_and_pd(v, _mm256_cmp_pd(v, v, _CMP_ORD_Q)); /* NaN -> 0 */
+            v = _mm256_min_pd(_mm256_max_pd(v, nbig), big);
+            const __m256d a = _mm256_round_pd(_mm256_add_pd(_mm256_andnot_pd(sign, v), half),
+                                              _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+            __m256d q = _mm256_add_pd(_mm256_or_pd(a, _mm256_and_pd(v, sign)), vz);
+            q = _mm256_min_pd(_mm256_max_pd(q, qlo), qhi);
+            q32[h] = _mm256_cvttpd_epi32(q);
+        }
+        const __m128i q16 = _mm_packs_epi32(q32[0], q32[1]);
+        _mm_storel_epi64((__m128i *)(void *)(y + i), _mm_packs_epi16(q16, q16));
+    }
+#endif
+    for (; i < n; i++) {
+        double v = (double)x[i] / scale;
+        v = v != v ? 0.0 : v;
+        v = v > 1e9 ? 1e9 : v;
+        v = v < -1e9 ? -1e9 : v;
+        const double a = (double)(int64_t)(fabs(v) + 0.5);
+        double q = (v < 0 ? -a : a) + z;
+        q = q < -128.0 ? -128.0 : q;
+        q = q > 127.0 ? 127.0 : q;
+        y[i] = (int8_t)(int32_t)q;
+    }
+}
+
+static void eb_dequantize_s8_impl(const int8_t *q, int64_t n, float scale_f, int32_t zp, float *y)
+{
+    for (int64_t i = 0; i < n; i++) y[i] = (float)((int32_t)q[i] - zp) * scale_f;
+}

@@ -626,4 +626,7 @@ const eb_kernel_table EB_TABLE_NAME = {
     eb_sgemv_impl,        EB_MR,                 eb_pack_a_bytes_impl,  eb_pack_a_full_impl,
     eb_sgemm_packed_a_impl, eb_dwconv_pad_bytes_impl, eb_dwconv_plane_impl,
     eb_gemm_s8s16_impl,   eb_dot_s8s16_impl,
+    EB_S16P_MR,           EB_S16P_NR,            eb_pack_s16_a_count_impl,
+    eb_pack_s16_b_count_impl, eb_pack_s16_a_impl, eb_pack_s16_b_impl,
+    eb_gemm_s16_packed_impl, eb_requant_s32_impl, eb_quantize_s8_impl, eb_dequantize_s8_impl,
 };

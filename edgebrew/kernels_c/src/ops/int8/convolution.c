@@ -7,21 +7,26 @@
  *  - DEPTHWISE (one input channel per group): per (image, output channel) plane, the input
  *    plane minus its zero point staged with a zero border in this thread's scratch (int16),
  *    then every output pixel sums its taps without bounds checks.
- *  - GEMM otherwise: per (image, group, tile of output pixels), im2col of (x - zp) into int16
- *    scratch (padding 0), then blocks of output channels through the kernel table's
- *    gemm_s8s16 (weights used in place, int8) into int32 scratch, requantized row by row.
+ *  - GEMM otherwise: the weights packed once here as int16 pairs (kernel table pack_s16_a);
+ *    work items are (image, group, tile of output pixels, block of output channels): the tile's
+ *    im2col (int8, padding = the zero point; none for 1x1 stride-1 unpadded convolutions) is
+ *    packed as (x - zp) int16 pairs (pack_s16_b, reused by the next item of the same tile), the
+ *    block multiplied by gemm_s16_packed into int32 scratch and requantized (requant_s32).
  * Integer sums are exact and prepare() bounds them inside int32, so any split over threads
  * gives the same bytes. */
 #include "../conv_geometry.h"
 #include "kernels/kernels.h"
 #include "weights_common.h"
 
-#define QC_ROWS 64 /* output channels per GEMM block */
+#define QC_MIN_ITEMS 8 /* smaller output-channel blocks until there are this many items */
 
 typedef struct qconv_params {
-    int64_t n, c, h, w, m, oh, ow, group, cg, mg, kdim, tile;
+    int64_t n, c, h, w, m, oh, ow, group, cg, mg, kdim, tile, mblock;
     eb_window win;
-    int depthwise;
+    int depthwise, direct; /* direct: 1x1, stride 1, no padding: B is the input itself */
+    size_t im_bytes, pack_bytes; /* per thread: int8 im2col, packed B */
+    size_t a_group;              /* int16 count of one group's packed weights */
+    int16_t *apack;              /* packed weights (in this allocation) */
     int32_t x_zp, y_zp, lo, hi;
     size_t col_bytes; /* per thread: im2col (GEMM) or padded plane (depthwise) */
     const eb_kernel_table *kt;
@@ -74,10 +79,18 @@ static eb_status qconv_prepare(eb_node *node, eb_error *err)
     if (!ebo_shape_eq(wt, 4, wdims))
         return ebo_expect_shape(node, err, wt, "weight", 0, 4, wdims);
     const int64_t kdim = cg * kernel[0] * kernel[1];
-    qconv_params *p = (qconv_params *)malloc(sizeof(qconv_params) + (size_t)m * sizeof(eb_qmult));
+    const eb_kernel_table *kt = eb_kernels();
+    const int dw = cg == 1;
+    const size_t a_group = dw ? 0 : kt->pack_s16_a_count(mg, kdim);
+    const size_t head = eb_align64(sizeof(qconv_params) + (size_t)m * sizeof(eb_qmult));
+    if (!dw && (uint64_t)a_group > ((uint64_t)1 << 36) / (uint64_t)group)
+        return eb_node_fail(node, err, EB_ERR_OUT_OF_MEMORY, "weights too large");
+    qconv_params *p = (qconv_params *)malloc(head + a_group * (size_t)group * sizeof(int16_t));
     if (!p)
         return eb_node_fail(node, err, EB_ERR_OUT_OF_MEMORY, "out of memory");
     memset(p, 0, sizeof *p);
+    p->a_group = a_group;
+    p->apack = dw ? NULL : (int16_t *)(void *)((char *)p + head);
     if ((st = eb_q_prepare_weights(node, err, x, y, wt, bias ? node->weights[1] : NULL, m, kdim,
                                    p->mult)) != EB_OK ||
         (st = eb_q_activation_range(node, err, y, &p->lo, &p->hi)) != EB_OK) {
@@ -89,8 +102,10 @@ static eb_status qconv_prepare(eb_node *node, eb_error *err)
     p->win = (eb_window){kernel[0], kernel[1], stride[0], stride[1], pad[0], pad[1], dil[0], dil[1]};
     p->x_zp = x->quant_zero_point[0];
     p->y_zp = y->quant_zero_point[0];
-    p->kt = eb_kernels();
-    p->depthwise = cg == 1;
+    p->kt = kt;
+    p->depthwise = dw;
+    p->direct = !dw && kernel[0] == 1 && kernel[1] == 1 && stride[0] == 1 && stride[1] == 1 &&
+                pad[0] == 0 && pad[1] == 0;
     const int64_t npix = p->oh * p->ow;
     uint64_t scratch;
     if (p->depthwise) {
@@ -103,15 +118,28 @@ static eb_status qconv_prepare(eb_node *node, eb_error *err)
         p->col_bytes = eb_align64((size_t)scratch);
         scratch = p->col_bytes;
     } else {
-        int64_t t = ((int64_t)1 << 17) / kdim / 16 * 16;
-        t = t < 64 ? 64 : t > 1024 ? 1024 : t;
+        const int8_t *wd = (const int8_t *)wt->const_data;
+        for (int64_t g = 0; g < group; g++)
+            kt->pack_s16_a(mg, kdim, wd + g * mg * kdim, kdim, p->apack + (size_t)g * a_group);
+        /* a tile's packed B (kdim x tile int16) about 256 KiB, in multiples of 32 pixels */
+        int64_t t = ((int64_t)1 << 17) / kdim / 32 * 32;
+        t = t < 32 ? 32 : t > 1024 ? 1024 : t;
         p->tile = npix < t ? npix : t;
         if ((uint64_t)kdim > ((uint64_t)1 << 36) / (uint64_t)p->tile) {
             free(p);
             return eb_node_fail(node, err, EB_ERR_OUT_OF_MEMORY, "im2col buffer too large");
         }
-        p->col_bytes = eb_align64((size_t)kdim * (size_t)p->tile * sizeof(int16_t));
-        scratch = p->col_bytes + eb_align64((size_t)QC_ROWS * (size_t)p->tile * sizeof(int32_t));
+        /* output-channel blocks: 64 rows (a multiple of every table's s16_mr), halved while
+         * the convolution has fewer than QC_MIN_ITEMS items (small images split by channel) */
+        const int64_t items0 = n * group * ((npix + p->tile - 1) / p->tile);
+        int64_t mb = 64;
+        while (mb > 16 && items0 * ((mg + mb - 1) / mb) < QC_MIN_ITEMS) mb /= 2;
+        p->mblock = mg < mb ? mg : mb;
+        p->im_bytes = p->direct ? 0 : eb_align64((size_t)kdim * (size_t)p->tile);
+        p->pack_bytes = eb_align64(kt->pack_s16_b_count(kdim, p->tile) * sizeof(int16_t));
+        p->col_bytes = p->im_bytes + p->pack_bytes;
+        scratch = p->col_bytes +
+                  eb_align64((size_t)p->mblock * (size_t)p->tile * sizeof(int32_t));
     }
     node->params = p;
     node->scratch_bytes = (size_t)scratch;
@@ -124,38 +152,37 @@ typedef struct qconv_ctx {
     const int8_t *x, *wt;
     const int32_t *bias;
     int8_t *y;
-    int64_t n_tiles;
+    int64_t n_tiles, n_mblocks;
 } qconv_ctx;
 
-/* cols[r * np + t] = x - zp at the input position of im2col row r (ci, i, j) and output pixel
- * p0 + t, 0 in the padding. */
+/* cols[r * np + t] = x at the input position of im2col row r (ci, i, j) and output pixel
+ * p0 + t; the zero point in the padding (so that x - zp is 0 there). */
 static void qconv_im2col(const qconv_params *p, const int8_t *xg, int64_t p0, int64_t np,
-                         int16_t *cols)
+                         int8_t *cols)
 {
     const eb_window *wn = &p->win;
     const int64_t h = p->h, w = p->w, hw = h * w;
-    const int16_t zp = (int16_t)p->x_zp;
+    const int8_t zp = (int8_t)p->x_zp;
     int64_t r = 0;
     for (int64_t ci = 0; ci < p->cg; ci++)
         for (int64_t i = 0; i < wn->kh; i++)
             for (int64_t j = 0; j < wn->kw; j++, r++) {
-                int16_t *dst = cols + r * np;
+                int8_t *dst = cols + r * np;
                 const int8_t *xc = xg + ci * hw;
                 int64_t oy = p0 / p->ow, ox = p0 % p->ow, t = 0;
                 while (t < np) {
                     const int64_t iy = oy * wn->sh - wn->ph + i * wn->dh;
                     const int64_t run = p->ow - ox < np - t ? p->ow - ox : np - t;
                     if (iy < 0 || iy >= h) {
-                        for (int64_t u = 0; u < run; u++) dst[t + u] = 0;
+                        memset(dst + t, zp, (size_t)run);
                     } else {
                         const int8_t *xr = xc + iy * w;
                         int64_t ix = ox * wn->sw - wn->pw + j * wn->dw;
                         if (wn->sw == 1 && ix >= 0 && ix + run <= w) {
-                            for (int64_t u = 0; u < run; u++)
-                                dst[t + u] = (int16_t)(xr[ix + u] - zp);
+                            memcpy(dst + t, xr + ix, (size_t)run);
                         } else {
                             for (int64_t u = 0; u < run; u++, ix += wn->sw)
-                                dst[t + u] = ix >= 0 && ix < w ? (int16_t)(xr[ix] - zp) : 0;
+                                dst[t + u] = ix >= 0 && ix < w ? xr[ix] : zp;
                         }
                     }
                     t += run;
@@ -165,28 +192,45 @@ static void qconv_im2col(const qconv_params *p, const int8_t *xg, int64_t p0, in
             }
 }
 
+/* Items: ((image * group + g) * n_tiles + tile) * n_mblocks + block. Consecutive items of one
+ * tile reuse its packed B. */
 static void qconv_gemm_range(void *vctx, int64_t begin, int64_t end, int thread)
 {
     const qconv_ctx *cx = (const qconv_ctx *)vctx;
     const qconv_params *p = cx->p;
+    const eb_kernel_table *kt = p->kt;
     const int64_t npix = p->oh * p->ow, hw = p->h * p->w;
     char *scratch = (char *)eb_scratch(cx->ex, thread);
-    int16_t *cols = (int16_t *)(void *)scratch;
+    int8_t *cols = (int8_t *)scratch;
+    int16_t *bpack = (int16_t *)(void *)(scratch + p->im_bytes);
     int32_t *acc = (int32_t *)(void *)(scratch + p->col_bytes);
+    int64_t staged = -1;
     for (int64_t it = begin; it < end; it++) {
-        const int64_t tile = it % cx->n_tiles, img_g = it / cx->n_tiles;
+        const int64_t mblk = it % cx->n_mblocks, key = it / cx->n_mblocks;
+        const int64_t tile = key % cx->n_tiles, img_g = key / cx->n_tiles;
         const int64_t g = img_g % p->group, img = img_g / p->group;
         const int64_t p0 = tile * p->tile, np = npix - p0 < p->tile ? npix - p0 : p->tile;
-        qconv_im2col(p, cx->x + (img * p->c + g * p->cg) * hw, p0, np, cols);
-        for (int64_t r0 = 0; r0 < p->mg; r0 += QC_ROWS) {
-            const int64_t rows = p->mg - r0 < QC_ROWS ? p->mg - r0 : QC_ROWS;
-            const int64_t oc0 = g * p->mg + r0;
-            p->kt->gemm_s8s16(rows, np, p->kdim, cx->wt + oc0 * p->kdim, p->kdim, cols, np, acc,
-                              np);
-            for (int64_t r = 0; r < rows; r++)
-                eb_q_requant_row(acc + r * np, np, cx->bias ? cx->bias[oc0 + r] : 0,
-                                 p->mult[oc0 + r], p->y_zp, p->lo, p->hi,
-                                 cx->y + (img * p->m + oc0 + r) * npix + p0);
+        if (key != staged) {
+            const int8_t *xg = cx->x + (img * p->c + g * p->cg) * hw;
+            if (p->direct) {
+                kt->pack_s16_b(p->kdim, np, xg + p0, hw, p->x_zp, bpack);
+            } else {
+                qconv_im2col(p, xg, p0, np, cols);
+                kt->pack_s16_b(p->kdim, np, cols, np, p->x_zp, bpack);
+            }
+            staged = key;
+        }
+        const int64_t r0 = mblk * p->mblock;
+        const int64_t rows = p->mg - r0 < p->mblock ? p->mg - r0 : p->mblock;
+        const int64_t oc0 = g * p->mg + r0;
+        /* r0 is a multiple of 16, and so of s16_mr: a packed row block starts there */
+        const int16_t *ap = p->apack + (size_t)g * p->a_group +
+                            (size_t)r0 * (size_t)((p->kdim + 1) / 2) * 2;
+        kt->gemm_s16_packed(rows, np, p->kdim, ap, bpack, acc, np);
+        for (int64_t r = 0; r < rows; r++) {
+            const eb_qmult mq = p->mult[oc0 + r];
+            kt->requant_s32(acc + r * np, np, cx->bias ? cx->bias[oc0 + r] : 0, mq.m0, mq.shift,
+                            p->y_zp, p->lo, p->hi, cx->y + (img * p->m + oc0 + r) * npix + p0);
         }
     }
 }
@@ -248,7 +292,8 @@ static eb_status qconv_run(const eb_node *node, eb_exec *ex)
     }
     const int64_t npix = p->oh * p->ow;
     cx.n_tiles = (npix + p->tile - 1) / p->tile;
-    eb_parallel_for(ex, p->n * p->group * cx.n_tiles, qconv_gemm_range, &cx);
+    cx.n_mblocks = (p->mg + p->mblock - 1) / p->mblock;
+    eb_parallel_for(ex, p->n * p->group * cx.n_tiles * cx.n_mblocks, qconv_gemm_range, &cx);
     return EB_OK;
 }
 

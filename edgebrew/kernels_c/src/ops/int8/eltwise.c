@@ -17,6 +17,7 @@ typedef struct qelt_params {
     uint8_t *active;  /* SUM: input used (c_i != 0) */
     int32_t *term;    /* SUM: 256 per input (signed) */
     int8_t *lut;      /* MAX: 256 per input */
+    int8_t *lut2;     /* SUM of two inputs: the output for every (x0, x1), 256 x 256 (or NULL) */
 } qelt_params;
 
 static eb_status qelt_prepare(eb_node *node, eb_error *err)
@@ -39,13 +40,16 @@ static eb_status qelt_prepare(eb_node *node, eb_error *err)
         if (node->inputs[i]->count != y->count)
             return eb_node_fail(node, err, EBO_INVALID, "input %d and the output differ in size",
                                 i);
-    size_t bytes = sizeof(qelt_params) + (size_t)n * (256 * sizeof(int32_t) + 256 + 1);
+    const int two = !is_max && n == 2;
+    size_t bytes = sizeof(qelt_params) + (size_t)n * (256 * sizeof(int32_t) + 256 + 1) +
+                   (two ? 65536 : 0);
     qelt_params *p = (qelt_params *)calloc(1, bytes);
     if (!p)
         return eb_node_fail(node, err, EB_ERR_OUT_OF_MEMORY, "out of memory");
     p->term = (int32_t *)(void *)(p + 1);
     p->lut = (int8_t *)(p->term + (size_t)n * 256);
     p->active = (uint8_t *)(p->lut + (size_t)n * 256);
+    p->lut2 = two ? (int8_t *)(p->active + n) : NULL;
     p->n = n;
     p->max = is_max;
     p->count = y->count;
@@ -105,6 +109,14 @@ static eb_status qelt_prepare(eb_node *node, eb_error *err)
             free(c);
         if (st != EB_OK)
             goto fail;
+        if (p->lut2) /* the run's arithmetic below, for all 65536 input pairs */
+            for (int a = 0; a < 256; a++)
+                for (int b = 0; b < 256; b++) {
+                    const int64_t acc = (int64_t)p->term[a] + (int64_t)p->term[256 + b];
+                    const int32_t raw = eb_q_clamp(acc, INT32_MIN, INT32_MAX);
+                    p->lut2[a * 256 + b] = (int8_t)eb_q_clamp(
+                        (int64_t)p->zp_out + eb_q_mbqm(raw, p->m_out), p->lo, p->hi);
+                }
     }
     node->params = p;
     return EB_OK;
@@ -143,6 +155,15 @@ static void qelt_range(void *vctx, int64_t begin, int64_t end, int thread)
             for (int64_t j = 0; j < nb; j++)
                 y[j0 + j] = (int8_t)eb_q_clamp(acc[j], p->lo, p->hi);
         }
+        return;
+    }
+    if (p->lut2) {
+        const uint8_t *x0 = (const uint8_t *)eb_data_raw(c->ex, c->node->inputs[0]);
+        const uint8_t *x1 = (const uint8_t *)eb_data_raw(c->ex, c->node->inputs[1]);
+        const int8_t *l2 = p->lut2;
+        /* (x + 128) as an index is the byte with its top bit flipped */
+        for (int64_t j = begin; j < end; j++)
+            y[j] = l2[((x0[j] ^ 0x80u) << 8) | (x1[j] ^ 0x80u)];
         return;
     }
     int64_t acc[QE_BLOCK];

@@ -4,12 +4,14 @@
  * Quantize: q = clamp(round_half_away(x / scale) + zp) with the division in double; NaN -> zp,
  * +-inf -> the range ends. Dequantize: float32(q - zp) * float32(scale), in float32. */
 #include "int8_common.h"
+#include "kernels/kernels.h"
 
 typedef struct qdq_params {
     double scale; /* the float32 scale, widened */
     float scale_f;
     int32_t zp;
     int64_t count;
+    const eb_kernel_table *kt;
 } qdq_params;
 
 static eb_status qdq_prepare(eb_node *node, eb_error *err, int quantize)
@@ -30,6 +32,7 @@ static eb_status qdq_prepare(eb_node *node, eb_error *err, int quantize)
     p->scale = (double)p->scale_f;
     p->zp = q->quant_zero_point[0];
     p->count = x->count;
+    p->kt = eb_kernels();
     node->params = p;
     return EB_OK;
 }
@@ -50,37 +53,21 @@ typedef struct qdq_ctx {
     void *y;
 } qdq_ctx;
 
+/* The kernel table's loops (vectorized per ISA), over chunks of the range. */
 static void quantize_range(void *vctx, int64_t begin, int64_t end, int thread)
 {
     const qdq_ctx *c = (const qdq_ctx *)vctx;
-    const float *x = (const float *)c->x;
-    int8_t *y = (int8_t *)c->y;
-    const double s = c->p->scale, zp = (double)c->p->zp;
     (void)thread;
-    for (int64_t i = begin; i < end; i++) {
-        double v = (double)x[i] / s;
-        if (v != v)
-            v = 0.0;
-        else if (v > 1e9)
-            v = 1e9; /* nan_to_num's +-1e9 for infinities; any value this large clamps anyway */
-        else if (v < -1e9)
-            v = -1e9;
-        double q = eb_q_round_half_away(v) + zp;
-        q = q < EB_Q_MIN ? EB_Q_MIN : q > EB_Q_MAX ? EB_Q_MAX : q;
-        y[i] = (int8_t)q;
-    }
+    c->p->kt->quantize_s8((const float *)c->x + begin, end - begin, c->p->scale, c->p->zp,
+                          (int8_t *)c->y + begin);
 }
 
 static void dequantize_range(void *vctx, int64_t begin, int64_t end, int thread)
 {
     const qdq_ctx *c = (const qdq_ctx *)vctx;
-    const int8_t *x = (const int8_t *)c->x;
-    float *y = (float *)c->y;
-    const float s = c->p->scale_f;
-    const int32_t zp = c->p->zp;
     (void)thread;
-    for (int64_t i = begin; i < end; i++)
-        y[i] = (float)(x[i] - zp) * s;
+    c->p->kt->dequantize_s8((const int8_t *)c->x + begin, end - begin, c->p->scale_f, c->p->zp,
+                            (float *)c->y + begin);
 }
 
 static eb_status qdq_run(const eb_node *node, eb_exec *ex, eb_range_fn fn)
@@ -89,7 +76,7 @@ static eb_status qdq_run(const eb_node *node, eb_exec *ex, eb_range_fn fn)
     c.p = (const qdq_params *)node->params;
     c.x = eb_data_raw(ex, node->inputs[0]);
     c.y = eb_data_raw(ex, node->outputs[0]);
-    ebo_parallel(ex, c.p->count, 8, fn, &c);
+    ebo_parallel(ex, c.p->count, 4, fn, &c);
     return EB_OK;
 }
 
