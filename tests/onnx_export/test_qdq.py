@@ -15,6 +15,7 @@ ort = pytest.importorskip("onnxruntime")
 from edgebrew import convert, export_onnx, reference  # noqa: E402
 from edgebrew.quant.samples import load_samples  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "quant"))
 from test_quantizer import _branchy_graph  # noqa: E402
 
@@ -82,3 +83,43 @@ def test_branchy_int8_graph_qdq_close_to_edgebrew(tmp_path):
         for t in ("fc", "sig"):
             step = np.abs(ours[t]).max()
             assert np.abs(ours[t] - theirs[t]).max() <= 0.03 * step, t
+
+
+@pytest.mark.parametrize("net", ["bvlc_googlenet", "squeezenet_v1_0", "mobilenet_v1",
+                                 "resnet50", "ultraface_slim320", "cifar10_quick"])
+def test_zoo_int8_qdq_agrees_with_edgebrew_int8(net, tmp_path):
+    """Zoo nets (random weights) in int8: onnxruntime on the QDQ export vs edgebrew's C int8
+    run, on samples outside the calibration set. The two int8 engines round differently
+    (QuantizeLinear ties to even, float requantization), so they are not bit-exact; they must
+    agree with each other at least as closely as int8 agrees with float32 (cosine), and to
+    0.999 at least where the nets are shallow enough for that."""
+    from conftest import shared_path
+    from caffe_files import random_weights, write_caffemodel
+    from edgebrew import Session, load_caffe
+    from edgebrew.quant.accuracy import compare_output
+    proto = shared_path("models", "zoo", net, "deploy.prototxt")
+    g = load_caffe(proto)
+    inputs = {t.name: (1, *t.shape[1:]) for t in g.inputs}
+    weights = tmp_path / f"{net}.caffemodel"
+    write_caffemodel(weights, random_weights(load_caffe(proto, inputs=inputs), seed=0))
+    shape = inputs[g.inputs[0].name]
+    x = np.random.default_rng(0).standard_normal((7, *shape[1:])).astype(np.float32)
+    b = convert(proto, weights, inputs=inputs, quantize="int8", calibration=x[:4],
+                progress=False)
+    path = export_onnx(b, tmp_path / f"{net}.onnx")
+    sess = _ort(path)
+    names = [o.name for o in sess.get_outputs()]
+    assert names == b.graph.output_names
+    test = range(4, 7)                                         # not calibrated on
+    with Session(b) as s8, Session(convert(proto, weights, inputs=inputs)) as s32:
+        ours = [s8.run(x[i:i + 1]) for i in test]
+        fp32 = [s32.run(x[i:i + 1]) for i in test]
+    theirs = [dict(zip(names, sess.run(None, {g.inputs[0].name: x[i:i + 1]}))) for i in test]
+    stack = lambda runs, t: np.concatenate([r[t] for r in runs])  # noqa: E731
+    for t in names:
+        both = compare_output(stack(ours, t), stack(theirs, t))["cosine"]
+        ours_vs_fp32 = compare_output(stack(fp32, t), stack(ours, t))["cosine"]
+        theirs_vs_fp32 = compare_output(stack(fp32, t), stack(theirs, t))["cosine"]
+        print(f"{net} {t}: ORT-QDQ vs edgebrew int8 cosine {both:.6f} (vs fp32: edgebrew "
+              f"{ours_vs_fp32:.6f}, ORT {theirs_vs_fp32:.6f})")
+        assert both >= min(ours_vs_fp32, theirs_vs_fp32, 0.999), t
