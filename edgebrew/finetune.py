@@ -76,7 +76,13 @@ class FinetuneJob:
     solver options are Caffe's SolverParameter fields (``lr_policy``, ``gamma``, ``stepsize``,
     ``stepvalue``, ``power``, ``max_iter``, ``clip_gradients``, ``iter_size``,
     ``regularization`` 'L2'/'L1', ``solver`` 'SGD'/'Nesterov'/'Adam'); ``lr_mult``/``decay_mult``
-    ``(weight, bias)`` override the prototxt's (kept in the bundle)."""
+    ``(weight, bias)`` override the prototxt's (kept in the bundle).
+
+    The layer trains in float32 whatever the bundle stores: an fp16 layer is saved as float16;
+    an int8 layer starts from its dequantized weights, ``features`` are its dequantized int8
+    input, it is re-quantized on save as the converter quantizes (its input/output calibration
+    kept), and ``evaluate`` scores the re-quantized head in integer arithmetic. ``weights``
+    are always the float32 training weights."""
 
     def __init__(self, model, *, layer: str | None = None, num_output: int | None = None,
                  reinit: bool = False, weight_filler="xavier", bias_filler="constant",

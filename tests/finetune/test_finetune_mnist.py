@@ -78,9 +78,10 @@ def test_new_task_even_odd(mnist, lenet):
         np.testing.assert_allclose(s.run(x_test[:1])["prob"], ref, rtol=1e-4, atol=1e-6)
 
 
-def test_int8_trunk_fp32_head_and_int8_head_refused(mnist):
+def test_int8_trunk_fp32_head_and_int8_head(mnist):
     """An int8 trunk (calibration and quantization parameters kept in the rewritten bundle)
-    feeds a float32 ip2 that learns as well; an int8 ip2 is refused clearly."""
+    feeds a float32 ip2 that learns as well; an int8 ip2 trains in float32 and is saved
+    re-quantized (tests/finetune/test_finetune_int8.py checks it in depth)."""
     x_train, y_train, x_test, y_test = mnist
     prototxt, caffemodel = lenet_files()
     try:
@@ -96,5 +97,10 @@ def test_int8_trunk_fp32_head_and_int8_head_refused(mnist):
     assert session_accuracy(t, x_test[:200], y_test[:200]) >= 0.93
     all_int8 = edgebrew.convert(prototxt, caffemodel, scale=0.00390625, quantize="int8",
                                 calibration=x_train[:64])
-    with pytest.raises(edgebrew.EdgebrewError, match="'ip2'.*not float32.*EB_ERR_UNSUPPORTED"):
-        edgebrew.finetune(all_int8, x_train[:64], y_train[:64], num_output=10)
+    res8 = edgebrew.finetune(all_int8, x_train[:64], y_train[:64], num_output=10)
+    g8 = res8.bundle.graph
+    ip2 = next(n for n in g8.nodes if n.name == "ip2")
+    assert g8.initializers[ip2.weights[0]].dtype == np.int8
+    assert g8.initializers[ip2.weights[1]].dtype == np.int32
+    assert g8.quant[ip2.inputs[0]] == all_int8.graph.quant[ip2.inputs[0]]
+    assert g8.quant[ip2.outputs[0]] == all_int8.graph.quant[ip2.outputs[0]]

@@ -89,7 +89,11 @@ int eb_session_output_shape(const eb_session *session, int index, int64_t dims[E
  * bundle (atomically: temporary file in the same folder, fsync, rename). Weights are in Caffe's
  * layout: W is num_output x K, b is num_output. A sample is one item of the model input's batch
  * dimension; per sample the layer sees K = C x S features (S = spatial positions of a 1x1
- * Convolution's input, 1 for an InnerProduct) and predicts num_output x S values. */
+ * Convolution's input, 1 for an InnerProduct) and predicts num_output x S values.
+ * The layer trains in float32 whatever the bundle stores: fp16 weights are saved as float16
+ * again; an int8 layer (int8 input/output, per-channel int8 weights, int32 bias) starts from
+ * its dequantized weights, its features are the dequantized int8 input, and it is re-quantized
+ * on save as the converter does, keeping the input/output quantization (calibration). */
 typedef struct eb_finetune eb_finetune;
 
 typedef enum eb_lr_policy {
@@ -176,7 +180,9 @@ eb_status eb_finetune_step(eb_finetune *ft, const float *features, const float *
 eb_status eb_finetune_step_inputs(eb_finetune *ft, const float *inputs, const float *labels,
                                   size_t n, float *loss);
 /* Forward only: the mean loss (normalized over all n at once) and accuracy (SoftmaxWithLoss:
- * top-1 over non-ignored labels; EuclideanLoss: 0). scores (n x num_output x S) may be NULL. */
+ * top-1 over non-ignored labels; EuclideanLoss: 0). scores (n x num_output x S) may be NULL.
+ * The head runs as it will be saved: an int8 layer re-quantized, in the int8 kernels' integer
+ * arithmetic (scores are its dequantized output); an fp16 layer with float16-rounded weights. */
 eb_status eb_finetune_evaluate(eb_finetune *ft, const float *features, const float *labels,
                                size_t n, float *loss, float *accuracy, float *scores);
 int64_t eb_finetune_iter(const eb_finetune *ft);

@@ -5,8 +5,9 @@
  * therefore points forward, as flatbuffers requires, and is patched once its target is
  * written. Scalars are aligned to their size relative to the buffer start (the file start),
  * which is what the C reader checks. Every table and field of bundle.fbs is copied through
- * the bounds-checked reader; the changes (shapes, arena slots, the trained weights, the
- * num_output attribute, param_mults, labels, metadata.extra) are applied on the way. The
+ * the bounds-checked reader; the changes (shapes, arena slots, the trained weights with their
+ * dtype and Tensor.quant, the num_output attribute, param_mults, labels, metadata.extra) are
+ * applied on the way. The
  * weight segment follows, every buffer 64-byte aligned.
  */
 #include <stdlib.h>
@@ -234,6 +235,28 @@ static size_t copy_quant(cp *c, const eb_fb_table *q) {
     return t.pos;
 }
 
+/* A new Tensor.quant: `n` scales, zero points 0, on `axis`. */
+static size_t write_quant(cp *c, const float *scale, int n, int axis) {
+    fld f[Q_NFIELDS] = {off_field(1), off_field(1), scalar_field((uint32_t)axis, 4)};
+    tbl t;
+    w_table(&c->w, f, Q_NFIELDS, &t);
+    uint8_t *b = (uint8_t *)calloc((size_t)n * 8 + 8, 1);
+    if (!b) {
+        c->w.oom = 1;
+        return t.pos;
+    }
+    for (int i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &scale[i], 4);
+        put_le(b + 4 * (size_t)i, u, 4);
+    }
+    patch_opt(c, &t, Q_SCALE, w_vec(&c->w, b, (uint32_t)n, 4, 4));
+    memset(b, 0, (size_t)n * 8);
+    patch_opt(c, &t, Q_ZERO_POINT, w_vec(&c->w, b, (uint32_t)n, 8, 8));
+    free(b);
+    return t.pos;
+}
+
 static size_t copy_tensor(cp *c, const eb_fb_table *tt, int ti, const uint64_t *buf_map) {
     const eb_rewrite *rw = c->rw;
     int8_t dtype;
@@ -245,9 +268,17 @@ static size_t copy_tensor(cp *c, const eb_fb_table *tt, int ti, const uint64_t *
     int changed = ti < rw->n_tensors && rw->changed[ti];
     if (changed && buffer < 0) arena = rw->new_arena_offset[ti];
     (void)buf_map;
+    if (rw->replace_dtype)
+        for (int k = 0; k < rw->n_replace; k++)
+            if (rw->replace_tensor[k] == ti && rw->replace_dtype[k] >= 0)
+                dtype = (int8_t)rw->replace_dtype[k];
+    int qk = -1;
+    for (int k = 0; k < rw->n_quant; k++)
+        if (rw->quant_tensor[k] == ti) qk = k;
+    int has_quant = qk >= 0 ? rw->quant_count[qk] > 0 : has_field(c, tt, T_QUANT);
     fld f[T_NFIELDS] = {off_field(1), off_field(changed || has_field(c, tt, T_SHAPE)),
                         scalar_field((uint8_t)dtype, 1), scalar_field((uint32_t)buffer, 4),
-                        scalar_field((uint64_t)arena, 8), off_field(has_field(c, tt, T_QUANT))};
+                        scalar_field((uint64_t)arena, 8), off_field(has_quant)};
     tbl t;
     w_table(&c->w, f, T_NFIELDS, &t);
     patch_opt(c, &t, T_NAME, copy_str(c, tt, T_NAME));
@@ -259,7 +290,11 @@ static size_t copy_tensor(cp *c, const eb_fb_table *tt, int ti, const uint64_t *
     } else if (f[T_SHAPE].present) {
         patch_opt(c, &t, T_SHAPE, copy_vec(c, tt, T_SHAPE, 8, 8));
     }
-    if (f[T_QUANT].present) {
+    if (qk >= 0) {
+        if (has_quant)
+            patch_opt(c, &t, T_QUANT,
+                      write_quant(c, rw->quant_scale[qk], rw->quant_count[qk], rw->quant_axis[qk]));
+    } else if (f[T_QUANT].present) {
         eb_fb_table q;
         int present;
         CK(eb_fb_table_field(&c->r, tt, T_QUANT, &q, &present));
@@ -660,4 +695,18 @@ int eb_bundle_op_param_mults(const uint8_t *data, size_t size, int op_index, flo
     int n = (int)(v.len < (uint32_t)max ? v.len : (uint32_t)max);
     for (int i = 0; i < n; i++) out[i] = eb_fb_le_f32(r.buf + v.data + 4 * (size_t)i);
     return n;
+}
+
+int eb_bundle_tensor_dtype(const uint8_t *data, size_t size, int ti) {
+    eb_fb r;
+    eb_fb_table root, tt;
+    eb_fb_vec tv;
+    int present;
+    int8_t dt;
+    if (eb_fb_init(&r, data, size, "EBRW", &root)) return -1;
+    if (eb_fb_vector(&r, &root, M_TENSORS, 4, 4, &tv, &present) || !present) return -1;
+    if (ti < 0 || (uint32_t)ti >= tv.len) return -1;
+    if (eb_fb_vec_table(&r, &tv, (uint32_t)ti, &tt)) return -1;
+    if (eb_fb_i8(&r, &tt, T_DTYPE, 0, &dt)) return -1;
+    return dt;
 }

@@ -11,6 +11,20 @@
  * shape-preserving ops after it (Softmax, activations, Dropout, Split); those activations get
  * new slots at the end of the arena when they grow. The tuned bundle is written by
  * bundle_writer.c, verified by loading it, and saved atomically.
+ *
+ * Precision. The layer trains in float32 whatever the bundle stores:
+ * - fp16 weights (widened to float32 at load) are trained as float32 and saved as float16
+ *   again (round to nearest even; a blob with a value beyond 65504 is saved as float32, as the
+ *   converter's to_fp16 decides);
+ * - an int8 layer (INT8 input and output activations, per tensor; INT8 per-channel weights;
+ *   INT32 bias) starts from its dequantized weights (W = q * scale_c, b = q_b * s_in * scale_c),
+ *   trains on the dequantized features (s_in * (q - zp_in)) and is re-quantized on save exactly
+ *   as the converter quantizes (quant.c); the input and output activations keep their
+ *   quantization (the calibration). With a new num_output the output keeps the old head's
+ *   calibrated range.
+ * eb_finetune_evaluate runs the head as the saved bundle will: for int8 the re-quantized
+ * weights in the int8 kernels' integer arithmetic, its output dequantized; for fp16 the
+ * weights rounded to float16.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -41,6 +55,11 @@ struct eb_finetune {
     int64_t kdim, spatial;    /* W is N x kdim; features per sample = kdim x spatial */
     int64_t n_out, n_out_orig;
     int has_bias;
+    int precision;            /* how the layer is stored: EB_FLOAT32, EB_FLOAT16 or EB_INT8 */
+    int blob_dtype[2];        /* stored dtype of W and b (an fp16 bundle may keep one float32) */
+    float s_in, s_out;        /* int8: the input / output activations' quantization (kept) */
+    int32_t zp_in, zp_out;
+    int bias_quant;           /* int8: the INT32 bias has a Tensor.quant (dropped on save) */
 
     eb_param params[2];
     int n_params;
@@ -190,6 +209,7 @@ static int same_shape_op(int type) {
     case EB_OP_Softmax: case EB_OP_ReLU: case EB_OP_ELU: case EB_OP_Sigmoid: case EB_OP_TanH:
     case EB_OP_AbsVal: case EB_OP_BNLL: case EB_OP_Power: case EB_OP_Exp: case EB_OP_Log:
     case EB_OP_Threshold: case EB_OP_Clip: case EB_OP_Dropout: case EB_OP_Split:
+    case EB_OP_Quantize: case EB_OP_Dequantize:
         return 1;
     }
     return 0;
@@ -322,17 +342,45 @@ eb_status eb_finetune_create(const eb_model *model, const eb_finetune_options *o
     if (node->n_inputs != 1 || node->n_outputs != 1 || node->n_weights < 1 || node->n_weights > 2)
         return eb_set_error(EB_ERR_UNSUPPORTED, "layer '%.64s' has an unexpected signature",
                             node->name);
-    for (int k = 0; k < node->n_weights; k++)
-        if (node->weights[k]->dtype != EB_FLOAT32)
-            return eb_set_error(EB_ERR_UNSUPPORTED,
-                                "layer '%.64s': weight '%.64s' is not float32 (fine-tuning an "
-                                "int8/fp16 layer is not supported by this build)",
-                                node->name, node->weights[k]->name);
     const eb_tensor *feat = node->inputs[0];
-    if (feat->dtype != EB_FLOAT32)
+    int stored[2] = {EB_FLOAT32, EB_FLOAT32};
+    for (int k = 0; k < node->n_weights; k++)
+        if ((stored[k] = eb_bundle_tensor_dtype(m->data, m->size, node->weights[k]->index)) < 0)
+            return eb_set_error(EB_ERR_INVALID_BUNDLE, "layer '%.64s': cannot read the dtype of "
+                                "weight '%.64s'", node->name, node->weights[k]->name);
+    int precision;
+    if (stored[0] == EB_INT8) {
+        const eb_tensor *w0 = node->weights[0], *y0 = node->outputs[0];
+        precision = EB_INT8;
+        if (feat->dtype != EB_INT8 || y0->dtype != EB_INT8 || feat->quant_count != 1 ||
+            y0->quant_count != 1)
+            return eb_set_error(EB_ERR_UNSUPPORTED,
+                                "layer '%.64s': int8 weights but its input '%.64s' or output "
+                                "'%.64s' is not a per-tensor INT8 activation", node->name,
+                                feat->name, y0->name);
+        if (node->n_weights > 1 && stored[1] != EB_INT32)
+            return eb_set_error(EB_ERR_UNSUPPORTED,
+                                "layer '%.64s': int8 weights need an INT32 bias, '%.64s' is not",
+                                node->name, node->weights[1]->name);
+        if (w0->ndim < 1 || !(w0->quant_count == 1 ||
+                              (w0->quant_axis == 0 && w0->quant_count == w0->dims[0])))
+            return eb_set_error(EB_ERR_UNSUPPORTED,
+                                "layer '%.64s': weight '%.64s' is not quantized per output "
+                                "channel (axis 0) or per tensor", node->name, w0->name);
+    } else if ((stored[0] == EB_FLOAT32 || stored[0] == EB_FLOAT16) &&
+               (node->n_weights < 2 || stored[1] == EB_FLOAT32 || stored[1] == EB_FLOAT16)) {
+        precision = stored[0] == EB_FLOAT16 || (node->n_weights > 1 && stored[1] == EB_FLOAT16)
+                        ? EB_FLOAT16 : EB_FLOAT32;
+        if (feat->dtype != EB_FLOAT32 || node->outputs[0]->dtype != EB_FLOAT32)
+            return eb_set_error(EB_ERR_UNSUPPORTED,
+                                "layer '%.64s': float weights but its input '%.64s' or output is "
+                                "not float32", node->name, feat->name);
+    } else {
         return eb_set_error(EB_ERR_UNSUPPORTED,
-                            "layer '%.64s': its input '%.64s' is not float32", node->name,
-                            feat->name);
+                            "layer '%.64s': weights of dtypes %d/%d cannot be fine-tuned (float32, "
+                            "float16, or int8 with an int32 bias can)", node->name, stored[0],
+                            node->n_weights > 1 ? stored[1] : -1);
+    }
 
     eb_finetune *ft = (eb_finetune *)calloc(1, sizeof *ft);
     if (!ft) return eb_set_error(EB_ERR_OUT_OF_MEMORY, "out of memory");
@@ -344,6 +392,16 @@ eb_status eb_finetune_create(const eb_model *model, const eb_finetune_options *o
     ft->feat = feat;
     ft->is_conv = node->type == EB_OP_Convolution;
     ft->has_bias = node->n_weights == 2;
+    ft->precision = precision;
+    ft->blob_dtype[0] = stored[0];
+    ft->blob_dtype[1] = stored[1];
+    if (precision == EB_INT8) {
+        ft->s_in = feat->quant_scale[0];
+        ft->zp_in = feat->quant_zero_point[0];
+        ft->s_out = node->outputs[0]->quant_scale[0];
+        ft->zp_out = node->outputs[0]->quant_zero_point[0];
+        ft->bias_quant = ft->has_bias && node->weights[1]->quant_count > 0;
+    }
     const eb_tensor *w = node->weights[0];
     const eb_tensor *y = node->outputs[0];
     if (feat->ndim < 1 || y->ndim < 2) {
@@ -369,6 +427,11 @@ eb_status eb_finetune_create(const eb_model *model, const eb_finetune_options *o
                                 "fine-tuned)", node->name, (long long)axis);
         }
         ft->transpose = transpose != 0;
+        if (ft->transpose && precision == EB_INT8) {
+            eb_finetune_free(ft);
+            return eb_set_error(EB_ERR_UNSUPPORTED,
+                                "layer '%.64s': an int8 InnerProduct with transpose", node->name);
+        }
         ft->kdim = feat->count / ft->batch;
         ft->spatial = 1;
         ft->n_out_orig = ft->transpose ? w->dims[1] : w->dims[0];
@@ -414,6 +477,16 @@ eb_status eb_finetune_create(const eb_model *model, const eb_finetune_options *o
              (st = eb_train_fill(&o.bias_filler, &rng, ft->params[1].w, 1, wd, "bias")) != EB_OK)) {
             eb_finetune_free(ft);
             return st;
+        }
+    } else if (precision == EB_INT8) { /* dequantize: W = q * scale_c, b = q_b * s_in * scale_c */
+        const int8_t *q = (const int8_t *)w->const_data;
+        const int32_t *qb = ft->has_bias ? (const int32_t *)node->weights[1]->const_data : NULL;
+        for (int64_t n = 0; n < ft->n_out; n++) {
+            const float sc = w->quant_scale[w->quant_count == 1 ? 0 : n];
+            for (int64_t k = 0; k < ft->kdim; k++)
+                ft->params[0].w[n * ft->kdim + k] = (float)q[n * ft->kdim + k] * sc;
+            if (qb)
+                ft->params[1].w[n] = (float)((double)qb[n] * (double)ft->s_in * (double)sc);
         }
     } else {
         const float *src = (const float *)w->const_data;
@@ -510,8 +583,15 @@ eb_status eb_finetune_features(eb_finetune *ft, const float *inputs, size_t n, f
         }
         if (st != EB_OK) return st;
         if ((st = eb_session_run_ops(ft->session, ft->node_index)) != EB_OK) return st;
-        const float *src = (const float *)(const void *)(ft->session->arena + ft->feat->arena_offset);
-        memcpy(features + s0 * (size_t)per_feat, src, take * (size_t)per_feat * sizeof(float));
+        const uint8_t *src = ft->session->arena + ft->feat->arena_offset;
+        float *dst = features + s0 * (size_t)per_feat;
+        const size_t cnt = take * (size_t)per_feat;
+        if (ft->feat->dtype == EB_INT8) { /* the Dequantize op: float32(q - zp) * s */
+            const int8_t *q = (const int8_t *)(const void *)src;
+            for (size_t i = 0; i < cnt; i++) dst[i] = (float)((int32_t)q[i] - ft->zp_in) * ft->s_in;
+        } else {
+            memcpy(dst, src, cnt * sizeof(float));
+        }
     }
     return EB_OK;
 }
@@ -549,9 +629,9 @@ static eb_status check_labels(const eb_finetune *ft, const float *labels, size_t
 }
 
 /* scores = W x + b for n samples. */
-static void forward(const eb_finetune *ft, const float *x, size_t n, double *scores) {
+static void forward_with(const eb_finetune *ft, const float *W, const float *b, const float *x,
+                         size_t n, double *scores) {
     const int64_t K = ft->kdim, S = ft->spatial, N = ft->n_out;
-    const float *W = ft->params[0].w, *b = ft->has_bias ? ft->params[1].w : NULL;
     for (size_t i = 0; i < n; i++) {
         const float *xi = x + i * (size_t)(K * S);
         double *yi = scores + i * (size_t)(N * S);
@@ -567,6 +647,117 @@ static void forward(const eb_finetune *ft, const float *x, size_t n, double *sco
             }
         }
     }
+}
+
+static void forward(const eb_finetune *ft, const float *x, size_t n, double *scores) {
+    forward_with(ft, ft->params[0].w, ft->has_bias ? ft->params[1].w : NULL, x, n, scores);
+}
+
+static eb_status check_finite_weights(const eb_finetune *ft) {
+    for (int p = 0; p < ft->n_params; p++)
+        for (int64_t i = 0; i < ft->params[p].count; i++)
+            if (!finite(ft->params[p].w[i]))
+                return eb_set_error(EB_ERR_RUNTIME,
+                                    "layer '%.64s': a trained %s is not finite (training "
+                                    "diverged: lower base_lr): cannot quantize it",
+                                    ft->node->name, p ? "bias" : "weight");
+    return EB_OK;
+}
+
+/* The int8 head as saved: weights re-quantized (qw N x K, qb N, scale N). */
+static eb_status quantize_head(const eb_finetune *ft, int8_t *qw, int32_t *qb, float *scale) {
+    eb_status st = check_finite_weights(ft);
+    if (st != EB_OK) return st;
+    eb_tq_quantize_weights(ft->params[0].w, ft->has_bias ? ft->params[1].w : NULL, ft->n_out,
+                           ft->kdim, ft->s_in, qw, qb, scale);
+    return EB_OK;
+}
+
+/* scores of the int8 head as the runtime computes them: the features on the input's grid
+ * (the Quantize op), acc = q_b + sum (x - zp_in) * q_w exactly, requantized per channel with
+ * M_c = s_in * scale_c / s_out, clamped to int8, then dequantized (the Dequantize op). */
+static eb_status forward_int8(const eb_finetune *ft, const float *x, size_t n, double *scores) {
+    const int64_t K = ft->kdim, S = ft->spatial, N = ft->n_out;
+    int8_t *qw = (int8_t *)malloc((size_t)(N * K) + 1);
+    int32_t *qb = (int32_t *)malloc((size_t)N * sizeof(int32_t) + 1);
+    float *scale = (float *)malloc((size_t)N * sizeof(float) + 1);
+    eb_tq_mult *mult = (eb_tq_mult *)malloc((size_t)N * sizeof(eb_tq_mult) + 1);
+    int32_t *xq = (int32_t *)malloc((size_t)K * sizeof(int32_t) + 1);
+    eb_status st = EB_OK;
+    if (!qw || !qb || !scale || !mult || !xq) {
+        st = eb_set_error(EB_ERR_OUT_OF_MEMORY, "out of memory");
+        goto out;
+    }
+    if ((st = quantize_head(ft, qw, ft->has_bias ? qb : NULL, scale)) != EB_OK) goto out;
+    for (int64_t o = 0; o < N; o++)
+        if (eb_tq_multiplier((double)ft->s_in * (double)scale[o] / (double)ft->s_out, &mult[o])) {
+            st = eb_set_error(EB_ERR_UNSUPPORTED,
+                              "layer '%.64s': output %lld's requantization multiplier s_in * "
+                              "s_w / s_out is too large for int8", ft->node->name, (long long)o);
+            goto out;
+        }
+    for (size_t i = 0; i < n; i++) {
+        const float *xi = x + i * (size_t)(K * S);
+        double *yi = scores + i * (size_t)(N * S);
+        for (int64_t s = 0; s < S; s++) {
+            for (int64_t k = 0; k < K; k++) { /* fixed_point.quantize_tensor */
+                double v = (double)xi[k * S + s] / (double)ft->s_in;
+                if (v != v) v = 0;
+                if (v > 1e9) v = 1e9;
+                if (v < -1e9) v = -1e9;
+                double q = eb_tq_round_half_away(v) + ft->zp_in;
+                if (q > 127) q = 127;
+                if (q < -128) q = -128;
+                xq[k] = (int32_t)q - ft->zp_in;
+            }
+            for (int64_t o = 0; o < N; o++) {
+                const int8_t *wr = qw + o * K;
+                int64_t acc = ft->has_bias ? qb[o] : 0;
+                for (int64_t k = 0; k < K; k++) acc += (int64_t)wr[k] * xq[k];
+                int64_t v = (int64_t)ft->zp_out + eb_tq_mbqm(acc, mult[o]);
+                if (v > 127) v = 127;
+                if (v < -128) v = -128;
+                yi[o * S + s] = (double)((float)(int32_t)(v - ft->zp_out) * ft->s_out);
+            }
+        }
+    }
+out:
+    free(qw);
+    free(qb);
+    free(scale);
+    free(mult);
+    free(xq);
+    return st;
+}
+
+/* A blob as saved in an fp16 bundle: rounded to float16 (unless it is stored float32). */
+static void as_saved_fp16(const eb_finetune *ft, int p, float *dst) {
+    const eb_param *pp = &ft->params[p];
+    const int half = ft->blob_dtype[p] == EB_FLOAT16 && eb_train_fits_half(pp->w, pp->count);
+    for (int64_t i = 0; i < pp->count; i++)
+        dst[i] = half ? eb_train_half_to_float(eb_train_float_to_half(pp->w[i])) : pp->w[i];
+}
+
+/* The forward of evaluation: the head as the saved bundle has it. */
+static eb_status forward_saved(const eb_finetune *ft, const float *x, size_t n, double *scores) {
+    if (ft->precision == EB_INT8) return forward_int8(ft, x, n, scores);
+    if (ft->precision != EB_FLOAT16) {
+        forward(ft, x, n, scores);
+        return EB_OK;
+    }
+    float *w = (float *)malloc((size_t)ft->params[0].count * sizeof(float) + 1);
+    float *b = (float *)malloc((size_t)ft->n_out * sizeof(float) + 1);
+    if (!w || !b) {
+        free(w);
+        free(b);
+        return eb_set_error(EB_ERR_OUT_OF_MEMORY, "out of memory");
+    }
+    as_saved_fp16(ft, 0, w);
+    if (ft->has_bias) as_saved_fp16(ft, 1, b);
+    forward_with(ft, w, ft->has_bias ? b : NULL, x, n, scores);
+    free(w);
+    free(b);
+    return EB_OK;
 }
 
 static double loss_of(eb_finetune *ft, const float *labels, size_t n, double *grad,
@@ -657,7 +848,7 @@ eb_status eb_finetune_evaluate(eb_finetune *ft, const float *features, const flo
     eb_status st;
     if (labels && (st = check_labels(ft, labels, n)) != EB_OK) return st;
     if ((st = ensure_work(ft, n)) != EB_OK) return st;
-    forward(ft, features, n, ft->scores);
+    if ((st = forward_saved(ft, features, n, ft->scores)) != EB_OK) return st;
     if (scores)
         for (size_t i = 0; i < n * (size_t)(ft->n_out * ft->spatial); i++) scores[i] = (float)ft->scores[i];
     if (labels) {
@@ -727,6 +918,54 @@ eb_status eb_finetune_serialize(const eb_finetune *ft, void **data, size_t *size
     int rep_t[2] = {node->weights[0]->index, ft->has_bias ? node->weights[1]->index : -1};
     const void *rep_d[2] = {wdata, ft->has_bias ? ft->params[1].w : NULL};
     uint64_t rep_b[2] = {(uint64_t)ft->params[0].count * 4, ft->has_bias ? (uint64_t)ft->n_out * 4 : 0};
+    int rep_dt[2] = {-1, -1};
+    /* int8: the re-quantized weights and their new per-channel scales; fp16: float16 blobs */
+    int8_t *qw = NULL;
+    int32_t *qb = NULL;
+    float *qscale = NULL;
+    uint16_t *half[2] = {NULL, NULL};
+    int q_t[2] = {-1, -1}, q_count[2] = {0, 0}, q_axis[2] = {0, -1}, n_quant = 0;
+    const float *q_scale[2] = {NULL, NULL};
+    eb_status st = EB_OK;
+    if (ft->precision == EB_INT8) {
+        qw = (int8_t *)malloc((size_t)ft->params[0].count + 1);
+        qb = (int32_t *)malloc((size_t)ft->n_out * sizeof(int32_t) + 1);
+        qscale = (float *)malloc((size_t)ft->n_out * sizeof(float) + 1);
+        if (!qw || !qb || !qscale) {
+            st = eb_set_error(EB_ERR_OUT_OF_MEMORY, "out of memory");
+            goto fail;
+        }
+        if ((st = quantize_head(ft, qw, ft->has_bias ? qb : NULL, qscale)) != EB_OK) goto fail;
+        rep_d[0] = qw;
+        rep_b[0] = (uint64_t)ft->params[0].count;
+        rep_d[1] = ft->has_bias ? qb : NULL;
+        q_t[0] = rep_t[0];
+        q_scale[0] = qscale;
+        q_count[0] = (int)ft->n_out;
+        n_quant = 1;
+        if (ft->bias_quant) { /* the int8 kernels do not read a bias quant: drop the stale one */
+            q_t[1] = rep_t[1];
+            n_quant = 2;
+        }
+    } else if (ft->precision == EB_FLOAT16) {
+        for (int p = 0; p < ft->n_params; p++) {
+            const float *v = p ? ft->params[1].w : wdata;
+            const int64_t cnt = ft->params[p].count;
+            if (ft->blob_dtype[p] != EB_FLOAT16) continue;
+            if (!eb_train_fits_half(v, cnt)) { /* beyond float16: saved float32 (as to_fp16) */
+                rep_dt[p] = EB_FLOAT32;
+                continue;
+            }
+            half[p] = (uint16_t *)malloc((size_t)cnt * 2 + 2);
+            if (!half[p]) {
+                st = eb_set_error(EB_ERR_OUT_OF_MEMORY, "out of memory");
+                goto fail;
+            }
+            for (int64_t i = 0; i < cnt; i++) half[p][i] = eb_train_float_to_half(v[i]);
+            rep_d[p] = half[p];
+            rep_b[p] = (uint64_t)cnt * 2;
+        }
+    }
     /* the layer name is user text: escape it for JSON */
     char name_json[300];
     size_t k = 0;
@@ -740,9 +979,11 @@ eb_status eb_finetune_serialize(const eb_finetune *ft, void **data, size_t *size
     char extra[900];
     snprintf(extra, sizeof extra,
              "{\"layer\": \"%s\", \"num_output\": %lld, \"iterations\": %lld, \"base_lr\": %.9g, "
-             "\"lr_policy\": \"%s\", \"momentum\": %.9g, \"weight_decay\": %.9g}",
+             "\"lr_policy\": \"%s\", \"momentum\": %.9g, \"weight_decay\": %.9g, "
+             "\"precision\": \"%s\"}",
              name_json, (long long)ft->n_out, (long long)ft->iter, ft->opt.base_lr,
-             policy_name(ft->opt.lr_policy), ft->opt.momentum, ft->opt.weight_decay);
+             policy_name(ft->opt.lr_policy), ft->opt.momentum, ft->opt.weight_decay,
+             ft->precision == EB_INT8 ? "int8" : ft->precision == EB_FLOAT16 ? "fp16" : "fp32");
 
     eb_rewrite rw;
     memset(&rw, 0, sizeof rw);
@@ -756,6 +997,12 @@ eb_status eb_finetune_serialize(const eb_finetune *ft, void **data, size_t *size
     rw.replace_tensor = rep_t;
     rw.replace_data = rep_d;
     rw.replace_bytes = rep_b;
+    rw.replace_dtype = rep_dt;
+    rw.n_quant = n_quant;
+    rw.quant_tensor = q_t;
+    rw.quant_scale = q_scale;
+    rw.quant_count = q_count;
+    rw.quant_axis = q_axis;
     rw.op_index = ft->node_index;
     rw.num_output = ft->n_out;
     rw.write_mults = 1;
@@ -770,8 +1017,14 @@ eb_status eb_finetune_serialize(const eb_finetune *ft, void **data, size_t *size
     rw.extra_finetune_json = extra;
     uint8_t *out = NULL;
     size_t out_size = 0;
-    eb_status st = eb_bundle_rewrite(ft->model->data, ft->model->size, &rw, &out, &out_size);
+    st = eb_bundle_rewrite(ft->model->data, ft->model->size, &rw, &out, &out_size);
+fail:
     free(wt);
+    free(qw);
+    free(qb);
+    free(qscale);
+    free(half[0]);
+    free(half[1]);
     if (st != EB_OK) return st;
     /* verify: the runtime must load what it wrote */
     eb_model *check = NULL;

@@ -51,6 +51,27 @@ void eb_rng_seed(eb_rng *r, uint64_t seed);
 eb_status eb_train_fill(const eb_filler *f, eb_rng *rng, float *data, int ndim,
                         const int64_t *dims, const char *what);
 
+/* ---- quant.c: the trained layer of an int8 / fp16 bundle ---- */
+typedef struct eb_tq_mult {
+    int32_t m0;
+    int32_t shift;
+} eb_tq_mult;
+double eb_tq_round_half_away(double x);
+/* The converter's re-quantization (quantizer._weight_int8 / _quantize_weights) of n x k float32
+ * weights w and n biases b (may be NULL) behind an input of scale s_in: per-channel int8 qw,
+ * int32 qb (when b), float32 scale. Weights must be finite. */
+void eb_tq_quantize_weights(const float *w, const float *b, int64_t n, int64_t k, float s_in,
+                            int8_t *qw, int32_t *qb, float *scale);
+/* fixed_point.quantize_multiplier: 0 ok, 1 too large (>= 2^30), 2 not finite or < 0. */
+int eb_tq_multiplier(double real, eb_tq_mult *out);
+/* fixed_point.multiply_by_quantized_multiplier of saturate_int32(x). */
+int32_t eb_tq_mbqm(int64_t x, eb_tq_mult m);
+/* binary32 -> binary16, round to nearest even; and back (exact). */
+uint16_t eb_train_float_to_half(float f);
+float eb_train_half_to_float(uint16_t h);
+/* 1 when every |v| <= 65504 (the blob can be stored as float16, as quantizer.to_fp16 decides) */
+int eb_train_fits_half(const float *v, int64_t n);
+
 /* ---- bundle_writer.c ---- */
 /* What changes when the tuned model is written back. */
 typedef struct eb_rewrite {
@@ -66,6 +87,15 @@ typedef struct eb_rewrite {
     const int *replace_tensor;
     const void *const *replace_data;
     const uint64_t *replace_bytes;
+    const int *replace_dtype;          /* per replaced tensor: its new eb_dtype, or -1 to keep
+                                          (NULL: keep all) */
+    /* tensors whose Tensor.quant is replaced: count 0 drops it; else `count` scales with zero
+     * points 0 on `axis` */
+    int n_quant;
+    const int *quant_tensor;
+    const float *const *quant_scale;
+    const int *quant_count;
+    const int *quant_axis;
     /* the trained op */
     int op_index;
     int64_t num_output;                /* written as its num_output attribute */
@@ -82,6 +112,10 @@ typedef struct eb_rewrite {
 /* Re-serializes the (verified) bundle bytes with the changes in `rw`. *out is malloc'd. */
 eb_status eb_bundle_rewrite(const uint8_t *data, size_t size, const eb_rewrite *rw,
                             uint8_t **out, size_t *out_size);
+
+/* The dtype (eb_dtype) tensor `ti` has in the bundle bytes (a FLOAT16 constant is FLOAT32
+ * once loaded), or -1. */
+int eb_bundle_tensor_dtype(const uint8_t *data, size_t size, int ti);
 
 /* Reads the Op.param_mults of op `op_index` of the bundle: up to `max` floats. */
 int eb_bundle_op_param_mults(const uint8_t *data, size_t size, int op_index, float *out,
