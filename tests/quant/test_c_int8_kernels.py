@@ -189,6 +189,38 @@ def test_convolution_packed_gemm_shapes(c, m, k, stride, pad, group, n, h, w):
     check(g, {"x0": grid_input(rng, (n, c, h, w), 0.04, -7)}, threads=(1, 2, 3))
 
 
+@pytest.mark.parametrize("c,mult,k,stride,pad,dil,h,w,big_m", [
+    (5, 1, (3, 3), (1, 1), (1, 1), (1, 1), 11, 37, False),  # 3x3 main loop: 2 blocks + a tail
+    (4, 1, (3, 3), (2, 2), (1, 1), (1, 1), 23, 70, False),  # stride 2, vector staging + tail
+    (3, 1, (3, 3), (2, 2), (0, 1), (1, 1), 9, 33, True),    # stride 2, odd width, M > 1
+    (3, 2, (3, 3), (1, 1), (1, 1), (1, 1), 7, 7, False),    # channel multiplier 2, 7x7
+    (2, 3, (3, 3), (1, 2), (2, 1), (2, 2), 12, 19, False),  # dilation, multiplier 3
+    (3, 1, (5, 5), (1, 1), (2, 2), (1, 1), 6, 17, True),    # 5x5: the generic pair loop
+    (2, 1, (2, 4), (1, 1), (0, 1), (1, 1), 5, 16, False),   # an even tap count, exact block
+    (2, 1, (3, 3), (3, 3), (1, 1), (1, 1), 10, 26, False),  # stride 3: phase staging
+    (2, 1, (9, 9), (1, 1), (4, 4), (1, 1), 9, 12, False),   # > 64 taps: tap by tap
+    (6, 1, (3, 3), (1, 1), (1, 1), (1, 1), 1, 3, False),    # a single narrow row
+])
+def test_convolution_depthwise_shapes(c, mult, k, stride, pad, dil, h, w, big_m):
+    """The depthwise fast path (kernel table dwconv_s8_*): its 16-pixel blocks and row tails,
+    borders, strides (the phase staging), dilation, channel multipliers > 1 (num_output =
+    mult * group), other kernel sizes, and multipliers above 1 (the saturating left shift of
+    requant_s32), at 1, 2 and 3 threads."""
+    rng = np.random.default_rng(c * 100 + k[0] * 10 + stride[0] + h)
+    m, s_in, s_out = c * mult, 0.05, 0.02
+    W = rng.integers(-127, 128, size=(m, 1, *k)).astype(np.int8)
+    ratio = rng.uniform(1.5, 6.0, size=m) if big_m else rng.uniform(0.2, 2.0, size=m) / 64
+    wq = QuantParams((ratio * s_out / s_in).astype(np.float32), np.zeros(m, np.int64), axis=0)
+    b = rng.integers(-20000, 20000, size=m).astype(np.int32)
+    g = int8_graph("Convolution", dict(num_output=m, kernel=k, stride=stride, pad=pad,
+                                       dilation=dil, group=c, bias_term=True),
+                   [(2, c, h, w)], [(s_in, 9)], (s_out, -4), {"w": W, "b": b}, {"w": wq})
+    want = check(g, {"x0": grid_input(rng, (2, c, h, w), s_in, 9)}, threads=(1, 2, 3))
+    if big_m:   # saturation was exercised
+        q = np.round(want["y0"] / np.float32(s_out)) - 4
+        assert (q == 127).any() and (q == -128).any()
+
+
 def test_convolution_accumulator_overflow_is_refused():
     k = 7500   # 7500 * 9 * 127 * 255 > 2^31
     W = np.full((2, k, 3, 3), 127, np.int8)
@@ -245,6 +277,26 @@ def test_pooling(data, seed):
     shape = (data.draw(st.integers(1, 2)), data.draw(st.integers(1, 3)), h, w)
     g = int8_graph("Pooling", attrs, [shape], [(s, z)], (s, z))
     check(g, {"x0": grid_input(rng, shape, s, z)})
+
+
+@pytest.mark.parametrize("method", ["MAX", "AVE"])
+@pytest.mark.parametrize("attrs,h,w", [
+    ({"global_pooling": True}, 7, 7),                                      # the global fast path
+    ({"global_pooling": True}, 1, 45),
+    ({"kernel": (3, 3), "stride": (2, 2), "pad": (0, 0)}, 14, 40),         # ceil mode: hangs off
+    ({"kernel": (3, 3), "stride": (2, 2), "pad": (1, 1)}, 13, 37),         # padded, hangs off
+    ({"kernel": (2, 2), "stride": (2, 2), "pad": (0, 0)}, 9, 33),
+    ({"kernel": (4, 3), "stride": (3, 1), "pad": (2, 1)}, 11, 20),         # pad-only windows
+    ({"kernel": (3, 5), "stride": (1, 2), "pad": (0, 0), "global_pooling": False}, 5, 5),
+])
+def test_pooling_shapes(method, attrs, h, w):
+    """Pooling's global path and row-by-row path: ceil-mode windows that hang off the input,
+    padding, windows wholly in the padding, at 1, 2 and 3 threads."""
+    rng = np.random.default_rng(h * w)
+    s, z = 0.07, -11
+    shape = (2, 3, h, w)
+    g = int8_graph("Pooling", {"method": method, **attrs}, [shape], [(s, z)], (s, z))
+    check(g, {"x0": grid_input(rng, shape, s, z)}, threads=(1, 2, 3))
 
 
 # ---- Eltwise -----------------------------------------------------------------------------------

@@ -107,6 +107,20 @@ typedef struct eb_kernel_table {
      * (fixed_point.quantize_tensor, bit for bit). Dequantize: y = float(q - zp) * scale_f. */
     void (*quantize_s8)(const float *x, int64_t n, double scale, int32_t zp, int8_t *y);
     void (*dequantize_s8)(const int8_t *q, int64_t n, float scale_f, int32_t zp, float *y);
+
+    /* int8 depthwise convolution of one plane, in two steps. dwconv_s8_stage copies x (h x w
+     * int8) minus zp as int16 into pad with a zero border (the padding is the real value 0),
+     * each padded row split into win->sw stride phases (as dwconv_plane's staging) so that
+     * adjacent outputs read adjacent inputs; pad holds dwconv_s8_pad_count(h, w, win) int16
+     * (slack past the plane included). dwconv_s8_plane then sums, for every output pixel,
+     * the kh*kw taps k[i * kw + j] * staged input in exact int32 (no bias): acc[oh x ow],
+     * overwritten; oh, ow as Convolution computes them. One staged plane serves every output
+     * channel of its input channel. Exact integers: every ISA gives the same acc. */
+    size_t (*dwconv_s8_pad_count)(int64_t h, int64_t w, const eb_window *win);
+    void (*dwconv_s8_stage)(const int8_t *x, int64_t h, int64_t w, int32_t zp,
+                            const eb_window *win, int16_t *pad);
+    void (*dwconv_s8_plane)(const int16_t *pad, int64_t h, int64_t w, const int8_t *k,
+                            const eb_window *win, int64_t oh, int64_t ow, int32_t *acc);
 } eb_kernel_table;
 
 /* The least workspace sgemm_ex uses without falling back to the stack (any ISA). */

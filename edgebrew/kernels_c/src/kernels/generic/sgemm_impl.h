@@ -620,6 +620,7 @@ static void eb_dwconv_plane_impl(const float *x, int64_t h, int64_t w, const flo
 _Static_assert(EB_MC % EB_MR == 0, "EB_MC: a multiple of EB_MR");
 
 #include "int8_gemm_impl.h" /* eb_gemm_s8s16_impl, eb_dot_s8s16_impl (the int8 path) */
+#include "int8_dwconv_impl.h" /* eb_dwconv_s8_*_impl (int8 depthwise convolution) */
 
 const eb_kernel_table EB_TABLE_NAME = {
     EB_ISA_NAME,          eb_sgemm_impl,         eb_sgemm_ex_impl,      eb_sgemm_work_bytes_impl,
@@ -629,4 +630,5 @@ const eb_kernel_table EB_TABLE_NAME = {
     EB_S16P_MR,           EB_S16P_NR,            eb_pack_s16_a_count_impl,
     eb_pack_s16_b_count_impl, eb_pack_s16_a_impl, eb_pack_s16_b_impl,
     eb_gemm_s16_packed_impl, eb_requant_s32_impl, eb_quantize_s8_impl, eb_dequantize_s8_impl,
+    eb_dwconv_s8_pad_count_impl, eb_dwconv_s8_stage_impl, eb_dwconv_s8_plane_impl,
 };

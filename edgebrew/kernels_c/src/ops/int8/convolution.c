@@ -5,8 +5,10 @@
  *
  * Two ways, chosen in prepare():
  *  - DEPTHWISE (one input channel per group): per (image, output channel) plane, the input
- *    plane minus its zero point staged with a zero border in this thread's scratch (int16),
- *    then every output pixel sums its taps without bounds checks.
+ *    plane minus its zero point staged with a zero border in this thread's scratch (int16,
+ *    kernel table dwconv_s8_stage; reused by the next output channel of the same input
+ *    channel), the plane's int32 sums by dwconv_s8_plane (SIMD across output pixels, taps in
+ *    pairs) and requantized by requant_s32.
  *  - GEMM otherwise: the weights packed once here as int16 pairs (kernel table pack_s16_a);
  *    work items are (image, group, tile of output pixels, block of output channels): the tile's
  *    im2col (int8, padding = the zero point; none for 1x1 stride-1 unpadded convolutions) is
@@ -109,14 +111,15 @@ static eb_status qconv_prepare(eb_node *node, eb_error *err)
     const int64_t npix = p->oh * p->ow;
     uint64_t scratch;
     if (p->depthwise) {
+        /* the staged plane (int16, kernel table dwconv_s8_*) and the plane's int32 sums */
         const uint64_t hp = (uint64_t)(h + 2 * pad[0]), wp = (uint64_t)(w + 2 * pad[1]);
-        if (hp > ((uint64_t)1 << 40) / wp) {
+        if (hp > ((uint64_t)1 << 40) / (wp + (uint64_t)stride[1]) ||
+            (uint64_t)npix > ((uint64_t)1 << 40)) {
             free(p);
             return eb_node_fail(node, err, EB_ERR_OUT_OF_MEMORY, "padded plane too large");
         }
-        scratch = hp * wp * sizeof(int16_t);
-        p->col_bytes = eb_align64((size_t)scratch);
-        scratch = p->col_bytes;
+        p->col_bytes = eb_align64(kt->dwconv_s8_pad_count(h, w, &p->win) * sizeof(int16_t));
+        scratch = p->col_bytes + eb_align64((size_t)npix * sizeof(int32_t));
     } else {
         const int8_t *wd = (const int8_t *)wt->const_data;
         for (int64_t g = 0; g < group; g++)
@@ -235,43 +238,29 @@ static void qconv_gemm_range(void *vctx, int64_t begin, int64_t end, int thread)
     }
 }
 
+/* Items: image * m + output channel; consecutive channels of one input channel (channel
+ * multiplier > 1) reuse its staged plane. */
 static void qconv_depthwise_range(void *vctx, int64_t begin, int64_t end, int thread)
 {
     const qconv_ctx *cx = (const qconv_ctx *)vctx;
     const qconv_params *p = cx->p;
-    const eb_window *wn = &p->win;
-    const int64_t hw = p->h * p->w, npix = p->oh * p->ow;
-    const int64_t hp = p->h + 2 * wn->ph, wp = p->w + 2 * wn->pw, khkw = wn->kh * wn->kw;
-    int16_t *pad = (int16_t *)eb_scratch(cx->ex, thread);
+    const eb_kernel_table *kt = p->kt;
+    const int64_t hw = p->h * p->w, npix = p->oh * p->ow, khkw = p->win.kh * p->win.kw;
+    char *scratch = (char *)eb_scratch(cx->ex, thread);
+    int16_t *pad = (int16_t *)(void *)scratch;
+    int32_t *acc = (int32_t *)(void *)(scratch + p->col_bytes);
     int64_t staged = -1; /* the (image, input channel) plane in `pad` */
     for (int64_t it = begin; it < end; it++) {
         const int64_t oc = it % p->m, img = it / p->m, ic = oc / p->mg;
         const int64_t key = img * p->c + ic;
         if (key != staged) {
-            const int8_t *xs = cx->x + key * hw;
-            for (int64_t q = 0; q < hp * wp; q++) pad[q] = 0;
-            for (int64_t iy = 0; iy < p->h; iy++) {
-                int16_t *dst = pad + (iy + wn->ph) * wp + wn->pw;
-                for (int64_t ix = 0; ix < p->w; ix++)
-                    dst[ix] = (int16_t)(xs[iy * p->w + ix] - p->x_zp);
-            }
+            kt->dwconv_s8_stage(cx->x + key * hw, p->h, p->w, p->x_zp, &p->win, pad);
             staged = key;
         }
-        const int8_t *k = cx->wt + oc * khkw;
-        const int32_t b = cx->bias ? cx->bias[oc] : 0;
-        int8_t *out = cx->y + (img * p->m + oc) * npix;
-        for (int64_t oy = 0; oy < p->oh; oy++)
-            for (int64_t ox = 0; ox < p->ow; ox++) {
-                const int16_t *base = pad + oy * wn->sh * wp + ox * wn->sw;
-                int32_t s = 0;
-                for (int64_t i = 0; i < wn->kh; i++) {
-                    const int16_t *row = base + i * wn->dh * wp;
-                    const int8_t *kr = k + i * wn->kw;
-                    for (int64_t j = 0; j < wn->kw; j++) s += (int32_t)kr[j] * row[j * wn->dw];
-                }
-                const int32_t v = eb_q_mbqm((int64_t)s + b, p->mult[oc]);
-                out[oy * p->ow + ox] = (int8_t)eb_q_clamp((int64_t)p->y_zp + v, p->lo, p->hi);
-            }
+        kt->dwconv_s8_plane(pad, p->h, p->w, cx->wt + oc * khkw, &p->win, p->oh, p->ow, acc);
+        const eb_qmult mq = p->mult[oc];
+        kt->requant_s32(acc, npix, cx->bias ? cx->bias[oc] : 0, mq.m0, mq.shift, p->y_zp, p->lo,
+                        p->hi, cx->y + (img * p->m + oc) * npix);
     }
 }
 
