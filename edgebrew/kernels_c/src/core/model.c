@@ -23,6 +23,7 @@
 
 #include "bundle_reader.h"
 #include "core.h"
+#include "../kernels/half.h"
 
 /* Schema field ids (vtable slots), in bundle.fbs declaration order. */
 enum { F_ATTR_KEY, F_ATTR_KIND, F_ATTR_I, F_ATTR_F, F_ATTR_INTS, F_ATTR_FLOATS, F_ATTR_S };
@@ -292,28 +293,6 @@ static eb_status check_dtype_quant(eb_tensor *t, int ti) {
 }
 
 /* IEEE 754 binary16 -> binary32, exactly (subnormals, infinities, NaN payloads). */
-static float half_to_float(uint16_t h) {
-    const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-    uint32_t exp = (h >> 10) & 0x1fu, man = h & 0x3ffu, bits;
-    if (exp == 0x1fu) {
-        bits = sign | 0x7f800000u | (man << 13);
-    } else if (exp != 0) {
-        bits = sign | ((exp + 112u) << 23) | (man << 13);
-    } else if (man == 0) {
-        bits = sign;
-    } else { /* subnormal: man * 2^-24; normalise */
-        int e = -1;
-        do {
-            man <<= 1;
-            e++;
-        } while ((man & 0x400u) == 0);
-        bits = sign | ((uint32_t)(112 - e) << 23) | ((man & 0x3ffu) << 13);
-    }
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
-}
-
 /* A FLOAT16 constant becomes a FLOAT32 one (a 64-aligned copy owned by the model). */
 static eb_status widen_fp16(eb_tensor *t) {
     if ((uint64_t)t->count > (uint64_t)(SIZE_MAX / 4 - EB_ALIGN))
@@ -325,7 +304,7 @@ static eb_status widen_fp16(eb_tensor *t) {
     const uint8_t *src = (const uint8_t *)t->const_data;
     float *out = (float *)dst;
     for (int64_t i = 0; i < t->count; i++)
-        out[i] = half_to_float((uint16_t)(src[2 * i] | (src[2 * i + 1] << 8)));
+        out[i] = eb_half_to_float((uint16_t)(src[2 * i] | (src[2 * i + 1] << 8)));
     t->core_owned[1] = dst;
     t->const_data = dst;
     t->dtype = EB_FLOAT32;

@@ -37,6 +37,8 @@
 #include <unistd.h>
 
 #include "core/core.h"
+#include "kernels/fixed_point.h"
+#include "kernels/half.h"
 #include "train.h"
 
 struct eb_finetune {
@@ -175,7 +177,7 @@ static int is_conv_1x1(const eb_node *node, char *why, size_t n) {
     const int64_t want[] = {1, 1, 0, -1};
     for (int k = 0; k < 4; k++) {
         if (eb_attr_ints(node, keys[k], v, 4, &cnt, &err) != EB_OK) {
-            snprintf(why, n, "%s", err.msg);
+            snprintf(why, n, "%.200s", err.msg); /* why holds 256 bytes */
             return 0;
         }
         if (want[k] < 0) continue;
@@ -681,7 +683,7 @@ static eb_status forward_int8(const eb_finetune *ft, const float *x, size_t n, d
     int8_t *qw = (int8_t *)malloc((size_t)(N * K) + 1);
     int32_t *qb = (int32_t *)malloc((size_t)N * sizeof(int32_t) + 1);
     float *scale = (float *)malloc((size_t)N * sizeof(float) + 1);
-    eb_tq_mult *mult = (eb_tq_mult *)malloc((size_t)N * sizeof(eb_tq_mult) + 1);
+    eb_qmult *mult = (eb_qmult *)malloc((size_t)N * sizeof(eb_qmult) + 1);
     int32_t *xq = (int32_t *)malloc((size_t)K * sizeof(int32_t) + 1);
     eb_status st = EB_OK;
     if (!qw || !qb || !scale || !mult || !xq) {
@@ -690,7 +692,7 @@ static eb_status forward_int8(const eb_finetune *ft, const float *x, size_t n, d
     }
     if ((st = quantize_head(ft, qw, ft->has_bias ? qb : NULL, scale)) != EB_OK) goto out;
     for (int64_t o = 0; o < N; o++)
-        if (eb_tq_multiplier((double)ft->s_in * (double)scale[o] / (double)ft->s_out, &mult[o])) {
+        if (eb_q_quantize_multiplier((double)ft->s_in * (double)scale[o] / (double)ft->s_out, &mult[o])) {
             st = eb_set_error(EB_ERR_UNSUPPORTED,
                               "layer '%.64s': output %lld's requantization multiplier s_in * "
                               "s_w / s_out is too large for int8", ft->node->name, (long long)o);
@@ -705,7 +707,7 @@ static eb_status forward_int8(const eb_finetune *ft, const float *x, size_t n, d
                 if (v != v) v = 0;
                 if (v > 1e9) v = 1e9;
                 if (v < -1e9) v = -1e9;
-                double q = eb_tq_round_half_away(v) + ft->zp_in;
+                double q = eb_q_round_half_away(v) + ft->zp_in;
                 if (q > 127) q = 127;
                 if (q < -128) q = -128;
                 xq[k] = (int32_t)q - ft->zp_in;
@@ -714,7 +716,7 @@ static eb_status forward_int8(const eb_finetune *ft, const float *x, size_t n, d
                 const int8_t *wr = qw + o * K;
                 int64_t acc = ft->has_bias ? qb[o] : 0;
                 for (int64_t k = 0; k < K; k++) acc += (int64_t)wr[k] * xq[k];
-                int64_t v = (int64_t)ft->zp_out + eb_tq_mbqm(acc, mult[o]);
+                int64_t v = (int64_t)ft->zp_out + eb_q_mbqm(acc, mult[o]);
                 if (v > 127) v = 127;
                 if (v < -128) v = -128;
                 yi[o * S + s] = (double)((float)(int32_t)(v - ft->zp_out) * ft->s_out);
@@ -735,7 +737,7 @@ static void as_saved_fp16(const eb_finetune *ft, int p, float *dst) {
     const eb_param *pp = &ft->params[p];
     const int half = ft->blob_dtype[p] == EB_FLOAT16 && eb_train_fits_half(pp->w, pp->count);
     for (int64_t i = 0; i < pp->count; i++)
-        dst[i] = half ? eb_train_half_to_float(eb_train_float_to_half(pp->w[i])) : pp->w[i];
+        dst[i] = half ? eb_half_to_float(eb_float_to_half(pp->w[i])) : pp->w[i];
 }
 
 /* The forward of evaluation: the head as the saved bundle has it. */
@@ -961,7 +963,7 @@ eb_status eb_finetune_serialize(const eb_finetune *ft, void **data, size_t *size
                 st = eb_set_error(EB_ERR_OUT_OF_MEMORY, "out of memory");
                 goto fail;
             }
-            for (int64_t i = 0; i < cnt; i++) half[p][i] = eb_train_float_to_half(v[i]);
+            for (int64_t i = 0; i < cnt; i++) half[p][i] = eb_float_to_half(v[i]);
             rep_d[p] = half[p];
             rep_b[p] = (uint64_t)cnt * 2;
         }

@@ -52,23 +52,11 @@ eb_status eb_train_fill(const eb_filler *f, eb_rng *rng, float *data, int ndim,
                         const int64_t *dims, const char *what);
 
 /* ---- quant.c: the trained layer of an int8 / fp16 bundle ---- */
-typedef struct eb_tq_mult {
-    int32_t m0;
-    int32_t shift;
-} eb_tq_mult;
-double eb_tq_round_half_away(double x);
 /* The converter's re-quantization (quantizer._weight_int8 / _quantize_weights) of n x k float32
  * weights w and n biases b (may be NULL) behind an input of scale s_in: per-channel int8 qw,
  * int32 qb (when b), float32 scale. Weights must be finite. */
 void eb_tq_quantize_weights(const float *w, const float *b, int64_t n, int64_t k, float s_in,
                             int8_t *qw, int32_t *qb, float *scale);
-/* fixed_point.quantize_multiplier: 0 ok, 1 too large (>= 2^30), 2 not finite or < 0. */
-int eb_tq_multiplier(double real, eb_tq_mult *out);
-/* fixed_point.multiply_by_quantized_multiplier of saturate_int32(x). */
-int32_t eb_tq_mbqm(int64_t x, eb_tq_mult m);
-/* binary32 -> binary16, round to nearest even; and back (exact). */
-uint16_t eb_train_float_to_half(float f);
-float eb_train_half_to_float(uint16_t h);
 /* 1 when every |v| <= 65504 (the blob can be stored as float16, as quantizer.to_fp16 decides) */
 int eb_train_fits_half(const float *v, int64_t n);
 
