@@ -151,7 +151,7 @@ def _quantize(graph, scheme, pre, calibration, calib_count, calib_method, calib_
               passes, skip_passes):
     from . import optimizer as opt
     from .quant.accuracy import format_report
-    from .quant.pipeline import format_sensitivity, quantize_graph
+    from .quant.pipeline import format_sensitivity, image_input_range, quantize_graph
     from .quant.samples import load_samples
     shape = graph.shapes[graph.inputs[0].name]
     calib = (None if calibration is None else
@@ -163,7 +163,7 @@ def _quantize(graph, scheme, pre, calibration, calib_count, calib_method, calib_
                                     calib_method=calib_method, calib_cache=calib_cache,
                                     keep_fp32=keep_fp32, max_accuracy_drop=max_accuracy_drop,
                                     report=report, progress=progress, model_sha1=sha1,
-                                    log=say)
+                                    log=say, expected_input_range=image_input_range(pre))
     q = record["quantization"]
     say(format_report(record["accuracy"], title=f"{scheme} accuracy vs fp32 "
                       f"({q['accuracy_data']} data, {q['accuracy_samples']} samples)"))
@@ -171,6 +171,8 @@ def _quantize(graph, scheme, pre, calibration, calib_count, calib_method, calib_
         say(format_sensitivity(q["sensitivity"], q.get("layers")))
     for w in q["warnings"]:
         say(f"warning: {w}")
+    for n in q.get("notes", []):
+        say(f"note: {n}")
     if optimize:
         plan = opt.plan_memory(qgraph, **opt.planner_options(opt.select_passes(passes,
                                                                                skip_passes)))

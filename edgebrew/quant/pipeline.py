@@ -22,10 +22,43 @@ from .runner import GraphRunner
 
 SCHEMES = ("int8", "fp16")
 SENSITIVITY_SAMPLES = 64       # the per-layer analysis uses at most this many samples
+NOTICEABLE_DROP = 0.01         # drops (1 - top-1 agreement, or 1 - cosine) worth a warning
+POOR_DROP = 0.05
 
 
 def _outputs(graph: Graph, samples, progress=None):
     return GraphRunner(graph).run_all(samples, progress)
+
+
+def image_input_range(pre) -> tuple[float, float] | None:
+    """The [lo, hi] pixels 0..255 map to under the bundle's preprocessing, when the user
+    declared one (a mean or a scale): what real calibration samples should look like."""
+    if pre is None or (not pre.mean and pre.mean_image is None and pre.scale == 1.0):
+        return None
+    if pre.mean_image is not None:
+        m = np.asarray(pre.mean_image, np.float64)
+        mean_lo, mean_hi = float(m.min()), float(m.max())
+    else:
+        mean_lo, mean_hi = (min(pre.mean), max(pre.mean)) if pre.mean else (0.0, 0.0)
+    ends = [(0.0 - mean_hi) * pre.scale, (255.0 - mean_lo) * pre.scale]
+    return min(ends), max(ends)
+
+
+def _input_warnings(samples: np.ndarray, expected) -> list[str]:
+    """Calibration samples unlike what images give after the bundle's preprocessing."""
+    if expected is None:
+        return []
+    lo, hi = expected
+    span = hi - lo
+    got_lo, got_hi = float(samples.min()), float(samples.max())
+    if got_lo < lo - 0.25 * span or got_hi > hi + 0.25 * span:
+        return [f"the calibration inputs reach [{got_lo:.4g}, {got_hi:.4g}], outside the "
+                f"[{lo:.4g}, {hi:.4g}] images give with this bundle's preprocessing: are they "
+                "preprocessed the way the network's real inputs are?"]
+    if got_hi - got_lo < 0.05 * span:
+        return [f"the calibration inputs span only [{got_lo:.4g}, {got_hi:.4g}] of the "
+                f"[{lo:.4g}, {hi:.4g}] images give with this bundle's preprocessing"]
+    return []
 
 
 def _degenerate_warnings(samples: np.ndarray, ranges) -> list[str]:
@@ -61,9 +94,12 @@ def sensitivity(graph: Graph, ranges, samples, reference, candidates, *, keep=()
 def quantize_graph(graph: Graph, scheme: str, *, calibration=None, validation=None,
                    calib_method: str = "minmax", calib_cache=None, keep_fp32=(),
                    max_accuracy_drop: float | None = None, report: bool = False,
-                   progress: bool = True, model_sha1: str | None = None, log=None):
+                   progress: bool = True, model_sha1: str | None = None, log=None,
+                   expected_input_range=None):
     """(quantized graph, {"accuracy": ..., "quantization": ...}). ``calibration`` and
-    ``validation`` are float32 sample arrays (N, *input_shape[1:]) or None."""
+    ``validation`` are float32 sample arrays (N, *input_shape[1:]) or None;
+    ``expected_input_range``: the [lo, hi] real (preprocessed image) inputs span, when known,
+    to flag calibration data unlike them."""
     log = log if log is not None else (lambda msg: print(msg, file=sys.stderr))
     if scheme not in SCHEMES:
         raise InputError(f"quantize must be one of {', '.join(SCHEMES)}, not {scheme!r}")
@@ -99,8 +135,13 @@ def quantize_graph(graph: Graph, scheme: str, *, calibration=None, validation=No
                             cache=calib_cache, model_sha1=model_sha1)
     record.update(calib_method=calib_method, calib_samples=int(len(calibration)))
     record["warnings"] += _degenerate_warnings(calibration, ranges)
+    record["warnings"] += _input_warnings(calibration, expected_input_range)
     eval_data = validation if validation is not None else calibration
     record["accuracy_data"] = "validation" if validation is not None else "calibration"
+    if validation is None:
+        record["notes"] = ["accuracy measured on the calibration data itself, which cannot show "
+                           "calibration data unlike the real inputs: pass --validate (real "
+                           "samples) for an independent figure"]
     record["accuracy_samples"] = int(len(eval_data))
     with Progress(len(eval_data), "fp32 reference", enabled=progress) as bar:
         reference = _outputs(graph, eval_data, bar)
@@ -135,11 +176,15 @@ def quantize_graph(graph: Graph, scheme: str, *, calibration=None, validation=No
     record["keep_fp32"] = keep
     record["layers"] = decisions
     record["drop"] = acc.drop_of(metrics)
-    if record["drop"] > 0.05:
+    if record["drop"] > POOR_DROP:
         record["warnings"].append(
             f"int8 departs from fp32 by {100 * record['drop']:.1f} points on the "
             f"{record['accuracy_data']} data: accuracy is poor (check the calibration data, "
             "try --calib-method entropy/percentile, --keep-fp32 or --max-accuracy-drop)")
+    elif record["drop"] > NOTICEABLE_DROP:
+        record["warnings"].append(
+            f"int8 departs from fp32 by {100 * record['drop']:.1f} points on the "
+            f"{record['accuracy_data']} data (--max-accuracy-drop can win it back)")
     return qgraph, {"accuracy": metrics, "quantization": record}
 
 

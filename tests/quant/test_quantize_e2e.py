@@ -96,8 +96,23 @@ def test_garbage_calibration_converts_and_says_so(mnist):
     assert "all zero" in text and "accuracy is poor" in text
     # without a validation set the report is on the calibration data, and still warns
     b2 = convert(prototxt, weights, quantize="int8", calibration=garbage, progress=False)
-    assert b2.metadata.extra["quantization"]["accuracy_data"] == "calibration"
-    assert any("all zero" in w for w in b2.metadata.extra["quantization"]["warnings"])
+    q2 = b2.metadata.extra["quantization"]
+    assert q2["accuracy_data"] == "calibration" and "--validate" in q2["notes"][0]
+    assert any("all zero" in w for w in q2["warnings"])
+    # pixels 0..255 fed to a net whose declared preprocessing scales them to [0, 1): int8 looks
+    # perfect on that data itself, so the report says the data is unlike real inputs ...
+    rng = np.random.default_rng(0)
+    unscaled = (rng.random((32, 1, 28, 28)) * 255).astype(np.float32)
+    b3 = convert(prototxt, weights, scale=mnist_data.LENET_SCALE, quantize="int8",
+                 calibration=unscaled, progress=False)
+    assert b3.metadata.extra["accuracy"]["prob"]["top1_agreement"] == 1.0
+    assert any("outside the [0, 0.9961]" in w for w in
+               b3.metadata.extra["quantization"]["warnings"])
+    # ... and real validation data shows how poor it is
+    b4 = convert(prototxt, weights, scale=mnist_data.LENET_SCALE, quantize="int8",
+                 calibration=unscaled, validation=x_test[:300], progress=False)
+    assert b4.metadata.extra["accuracy"]["prob"]["top1_agreement"] < 0.5
+    assert any("accuracy is poor" in w for w in b4.metadata.extra["quantization"]["warnings"])
 
 
 def test_keep_fp32_and_max_accuracy_drop(mnist):
