@@ -5,6 +5,23 @@
 
 #include "int8_common.h"
 
+/* sum |w| over n int8 values: int32 partial sums over blocks (2^16 * 128 < 2^31) so that the
+ * compiler vectorizes the loop (a model load runs it over every weight). */
+static inline int64_t eb_q_abs_sum(const int8_t *w, int64_t n)
+{
+    int64_t total = 0;
+    for (int64_t i0 = 0; i0 < n; i0 += (int64_t)1 << 16) {
+        const int64_t i1 = n - i0 < ((int64_t)1 << 16) ? n : i0 + ((int64_t)1 << 16);
+        int32_t part = 0;
+        for (int64_t i = i0; i < i1; i++) {
+            const int32_t v = w[i];
+            part += v < 0 ? -v : v;
+        }
+        total += part;
+    }
+    return total;
+}
+
 /* W: an INT8 constant of `count` values, m rows (output channels), symmetric quantization
  * (one scale, or one per channel on axis 0); bias (may be NULL): INT32 constant of m values.
  * Fills mult[m] with M_c = s_in * s_w[c] / s_out (double, in that order; fixed_point.
@@ -48,10 +65,7 @@ static inline eb_status eb_q_prepare_weights(eb_node *node, eb_error *err, const
         if (st != EB_OK)
             return st;
         int64_t bound = bd ? (bd[c] < 0 ? -(int64_t)bd[c] : (int64_t)bd[c]) : 0;
-        const int8_t *row = wd + c * k;
-        int64_t s = 0;
-        for (int64_t i = 0; i < k; i++) s += row[i] < 0 ? -row[i] : row[i];
-        bound += s * 255;
+        bound += eb_q_abs_sum(wd + c * k, k) * 255;
         if (bound > INT32_MAX)
             return eb_node_fail(node, err, EB_ERR_UNSUPPORTED,
                                 "output channel %lld could overflow the int32 accumulator "
