@@ -135,7 +135,6 @@ def quantize_int8(graph: Graph, ranges, *, keep_fp32=(), only=None) -> tuple[Gra
     decision = choose_int8_nodes(graph, ranges, keep_fp32, only)
     int8_nodes = {k for k, v in decision.items() if v == "int8"}
     g = graph.copy()
-    producers = graph.producers()
     consumers = graph.consumers()
     qparams: dict[str, QuantParams] = {}
 
@@ -148,9 +147,8 @@ def quantize_int8(graph: Graph, ranges, *, keep_fp32=(), only=None) -> tuple[Gra
         if node.name not in int8_nodes:
             continue
         for t in node.outputs:
-            if node.op_type in KEEP_GRID:
-                src = node.inputs[0]
-                qparams[t] = qparams[src] if src in qparams else range_params(src)
+            if node.op_type in KEEP_GRID:       # its input is int8 (choose_int8_nodes)
+                qparams[t] = qparams[node.inputs[0]]
             else:
                 qparams[t] = range_params(t)
     int8_out = {t for n in graph.nodes if n.name in int8_nodes for t in n.outputs}
@@ -179,7 +177,7 @@ def quantize_int8(graph: Graph, ranges, *, keep_fp32=(), only=None) -> tuple[Gra
                 quantized_inputs[t] = q
             n.inputs[i] = quantized_inputs[t]
         if node.op_type in ("Convolution", "InnerProduct"):
-            _quantize_weights(graph, g, n, qparams_of(g, qparams, n.inputs[0], node.inputs[0]))
+            _quantize_weights(graph, g, n, g.quant[n.inputs[0]])
         for i, t in enumerate(node.outputs):
             name = int8_name[t]
             n.outputs[i] = name
@@ -193,14 +191,7 @@ def quantize_int8(graph: Graph, ranges, *, keep_fp32=(), only=None) -> tuple[Gra
     g.initializers = {k: v for k, v in g.initializers.items() if k in used}
     g.shapes = {}
     g.infer_shapes()
-    for t in list(g.dtypes):
-        if t not in g.shapes:
-            del g.dtypes[t]
     return g, decision
-
-
-def qparams_of(g, qparams, int8_input, float_name):
-    return g.quant.get(int8_input) or qparams[float_name]
 
 
 def _quantize_weights(src: Graph, g: Graph, n: Node, in_q: QuantParams) -> None:
