@@ -88,6 +88,10 @@ def convert(prototxt, caffemodel, *, inputs=None, mean=None, scale: float | None
     from . import optimizer as opt
     if optimize is None:
         optimize = DEFAULT_OPTIMIZE
+    if quantize is None and (calibration is not None or validation is not None or keep_fp32
+                             or max_accuracy_drop is not None or calib_cache is not None):
+        raise EdgebrewError("calibration, validation, keep_fp32, max_accuracy_drop and "
+                            "calib_cache only act with quantize='int8' (or 'fp16')")
     graph = load_caffe(prototxt, caffemodel, inputs=inputs)
     before = opt.op_counts(graph)
     if optimize:
