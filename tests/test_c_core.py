@@ -193,3 +193,25 @@ def test_c_reader_matches_bundle_schema():
     c_ops = {k: int(v) for k, v in re.findall(r"EB_OP_(\w+)\s*=\s*(\d+)", op_h)}
     assert c_ops == ops, "op codes in src/op.h differ from enum OpType in bundle.fbs"
     assert f"EB_NUM_OP_TYPES = {len(ops)}" in op_h
+
+
+# The fine-tuning bundle writer (src/train/bundle_writer.c) copies every field of every table
+# by its vtable slot; a field added to bundle.fbs and not to the writer would be dropped from
+# tuned bundles silently. Its field enums must list the schema's fields, in order.
+_WRITER_ENUM_PREFIX = {"Attr": "A", "Quantization": "Q", "Tensor": "T", "Op": "O",
+                       "Preprocessing": "P", "Metadata": "MD", "Model": "M"}
+
+
+def test_finetune_bundle_writer_knows_every_schema_field():
+    blocks, _ = _parse_fbs((REPO / "edgebrew" / "bundle" / "bundle.fbs").read_text())
+    writer = (C_DIR / "src" / "train" / "bundle_writer.c").read_text()
+    enums = {}
+    for body in re.findall(r"\benum\s*\{(.*?)\}", writer, re.S):
+        names = [n.strip() for n in body.split(",") if n.strip()]
+        if names and names[-1].endswith("_NFIELDS"):
+            enums[names[-1][:-len("_NFIELDS")]] = names[:-1]
+    for table, prefix in _WRITER_ENUM_PREFIX.items():
+        want = [f"{prefix}_{f.upper()}" for f, _ in blocks[table]]
+        assert enums.get(prefix) == want, (
+            f"bundle.fbs table {table} has fields {want}; src/train/bundle_writer.c copies "
+            f"{enums.get(prefix)}: teach the writer the new field")
