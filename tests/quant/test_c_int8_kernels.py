@@ -189,6 +189,48 @@ def test_convolution_packed_gemm_shapes(c, m, k, stride, pad, group, n, h, w):
     check(g, {"x0": grid_input(rng, (n, c, h, w), 0.04, -7)}, threads=(1, 2, 3))
 
 
+@pytest.mark.parametrize("c,m,k,stride,pad,group,n,h,w,z_in", [
+    (35, 13, 1, 1, 0, 1, 1, 9, 7, -128),   # direct 1x1, k % 4 == 3, partial rows and panel
+    (7, 24, 3, 1, 2, 1, 2, 10, 13, 127),   # k % 4 == 3, wide padding at the top zero point
+    (6, 18, 3, 2, 1, 3, 1, 16, 16, 100),   # groups, k % 4 == 2, stride 2
+    (300, 136, 1, 1, 0, 1, 1, 8, 8, -50),  # many channels: three channel blocks, full panels
+    (5, 9, 3, 1, 1, 1, 1, 33, 31, 0),      # k % 4 == 1, several 32-pixel panels + a tail
+])
+def test_convolution_u8_gemm_shapes(c, m, k, stride, pad, group, n, h, w, z_in):
+    """The u8 x s8 GEMM (x + 128 against the weights, minus (128 + zp) sum w per channel; the
+    path of CPUs with 8-bit dot products): depths that are not multiples of 4, zero-point
+    padding, extreme zero points, groups, partial row blocks and pixel panels."""
+    rng = np.random.default_rng(c * m + k + h)
+    W, wq = conv_weights(rng, m, (c // group, k, k), 0.04, 0.03)
+    b = rng.integers(-20000, 20000, size=m).astype(np.int32)
+    g = int8_graph("Convolution", dict(num_output=m, kernel=(k, k), stride=(stride, stride),
+                                       pad=(pad, pad), dilation=(1, 1), group=group,
+                                       bias_term=True),
+                   [(n, c, h, w)], [(0.04, z_in)], (0.03, -20), {"w": W, "b": b}, {"w": wq})
+    check(g, {"x0": grid_input(rng, (n, c, h, w), 0.04, z_in)}, threads=(1, 2))
+
+
+@pytest.mark.parametrize("z_in", [-128, 127])
+def test_convolution_accumulator_at_the_bound(z_in):
+    """sum |w| * 255 just under 2^31 (the largest the load accepts), inputs at the far end of
+    the zero point: the int32 sums (and the u8 path's raw sums and corrections) reach +-2^31."""
+    k = 66000   # 66000 * 127 * 255 = 2137410000 < 2^31
+    W = np.stack([np.full(k, 127), np.full(k, -127),
+                  np.where(np.arange(k) % 2 == 0, 127, -127)]).astype(np.int8)
+    W = W.reshape(3, k, 1, 1)
+    s_in, s_out = 1.0, 1.0
+    wq = QuantParams(np.full(3, 2e-8, np.float32), np.zeros(3, np.int64), 0)
+    g = int8_graph("Convolution", dict(num_output=3, kernel=(1, 1), stride=(1, 1), pad=(0, 0),
+                                       dilation=(1, 1), group=1, bias_term=False),
+                   [(1, k, 2, 3)], [(s_in, z_in)], (s_out, 0), {"w": W}, {"w": wq})
+    far = -128 if z_in == 127 else 127
+    q = np.full((1, k, 2, 3), far)
+    q[0, :, 1, 2] = np.random.default_rng(5).integers(-128, 128, size=k)
+    want = check(g, {"x0": ((q - z_in) * s_in).astype(np.float32)}, threads=(1, 2))
+    # |acc| = 255 * 127 * k = 2137410000 on channels 0 and 1: 42.7 after the 2e-8 multiplier
+    assert (np.abs(want["y0"][0, :2, 0, 0]) == 43).all()
+
+
 @pytest.mark.parametrize("c,mult,k,stride,pad,dil,h,w,big_m", [
     (5, 1, (3, 3), (1, 1), (1, 1), (1, 1), 11, 37, False),  # 3x3 main loop: 2 blocks + a tail
     (4, 1, (3, 3), (2, 2), (1, 1), (1, 1), 23, 70, False),  # stride 2, vector staging + tail

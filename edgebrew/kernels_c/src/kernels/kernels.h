@@ -121,6 +121,25 @@ typedef struct eb_kernel_table {
                             const eb_window *win, int16_t *pad);
     void (*dwconv_s8_plane)(const int16_t *pad, int64_t h, int64_t w, const int8_t *k,
                             const eb_window *win, int64_t oh, int64_t ow, int32_t *acc);
+
+    /* Packed u8 x s8 GEMM (convolution) for CPUs with 8-bit dot products (AVX-512 VNNI
+     * vpdpbusd: 4 u8 x s8 products per int32 lane). Present when u8s8_available is non-NULL
+     * and returns nonzero (the CPU has the instructions); NULL / 0 otherwise. The activations
+     * enter as xu = x + 128 (u8), the weights as stored (s8); kq = (k + 3) / 4 groups of 4
+     * (k past the end: zero weights). A packed: blocks of u8_mr rows, each kq x u8_mr x 4 int8;
+     * B packed: panels of u8_nr columns, each kq x u8_nr x 4 u8. gemm_u8s8_packed gives
+     * C[r][j] = sum_k xu[k][j] w[r][k] - corr[r]; with corr[r] = (128 + zp) sum_k w[r][k] that
+     * is sum_k (x - zp) w exactly, the same int32 as gemm_s16_packed (under the same bound). */
+    int u8_mr, u8_nr;
+    int (*u8s8_available)(void);
+    size_t (*pack_u8_a_bytes)(int64_t m, int64_t k);
+    size_t (*pack_u8_b_bytes)(int64_t k, int64_t n);
+    void (*pack_u8_a)(int64_t m, int64_t k, const int8_t *a, int64_t lda, int8_t *dst);
+    /* Pack B[r][j] = x[r * ldx + j] + 128 (int8 rows, k x n). */
+    void (*pack_u8_b)(int64_t k, int64_t n, const int8_t *x, int64_t ldx, uint8_t *dst);
+    /* ap starts at a row block, corr at its first row; C int32 (ldc), overwritten. */
+    void (*gemm_u8s8_packed)(int64_t m, int64_t n, int64_t k, const int8_t *ap,
+                             const uint8_t *bp, const int32_t *corr, int32_t *c, int64_t ldc);
 } eb_kernel_table;
 
 /* The least workspace sgemm_ex uses without falling back to the stack (any ISA). */

@@ -300,6 +300,143 @@ static void eb_gemm_s16_packed_impl(int64_t m, int64_t n, int64_t k, const int16
     }
 }
 
+/* ---- u8 x s8 packed GEMM (kernels.h: pack_u8_*, gemm_u8s8_packed), AVX-512 VNNI only ---------
+ * vpdpbusd sums 4 u8 x s8 products per int32 lane without saturation. The activations enter as
+ * xu = x + 128 (u8), the weights as they are (s8); C = sum_k xu w - corr[r] with corr[r] =
+ * (128 + zp) sum_k w[r][k] = sum_k (x - zp) w + ... exactly (the caller's bound keeps every
+ * partial sum inside int32: |sum xu w| <= 255 sum |w|). kq = (k + 3) / 4 quads; A packed: blocks
+ * of EB_U8_MR rows, each kq x EB_U8_MR x 4 int8 (rows past m and k past the end zero); B packed:
+ * panels of EB_U8_NR columns, each kq x EB_U8_NR x 4 u8 (columns past n, k past the end: 0,
+ * which meet zero weights or are discarded). */
+#if defined(EB_I8_HAVE_VNNI)
+#define EB_U8_MR 8
+#define EB_U8_NR 32
+
+static int eb_u8s8_available_impl(void)
+{
+    return __builtin_cpu_supports("avx512vnni");
+}
+
+static size_t eb_pack_u8_a_bytes_impl(int64_t m, int64_t k)
+{
+    const int64_t mb = (m + EB_U8_MR - 1) / EB_U8_MR, kq = (k + 3) / 4;
+    return (size_t)(mb * kq * EB_U8_MR * 4);
+}
+
+static size_t eb_pack_u8_b_bytes_impl(int64_t k, int64_t n)
+{
+    const int64_t nb = (n + EB_U8_NR - 1) / EB_U8_NR, kq = (k + 3) / 4;
+    return (size_t)(nb * kq * EB_U8_NR * 4);
+}
+
+static void eb_pack_u8_a_impl(int64_t m, int64_t k, const int8_t *a, int64_t lda, int8_t *dst)
+{
+    const int64_t kq = (k + 3) / 4;
+    for (int64_t i0 = 0; i0 < m; i0 += EB_U8_MR)
+        for (int64_t q = 0; q < kq; q++)
+            for (int r = 0; r < EB_U8_MR; r++)
+                for (int t = 0; t < 4; t++, dst++) {
+                    const int64_t i = i0 + r, kk = 4 * q + t;
+                    *dst = i < m && kk < k ? a[i * lda + kk] : 0;
+                }
+}
+
+/* B[r][j] = x[r * ldx + j] + 128 as u8 (int8 rows, k x n). */
+static void eb_pack_u8_b_impl(int64_t k, int64_t n, const int8_t *x, int64_t ldx, uint8_t *dst)
+{
+    const int64_t kq = (k + 3) / 4;
+    const __m256i flip = _mm256_set1_epi8((char)0x80);
+    for (int64_t j0 = 0; j0 < n; j0 += EB_U8_NR) {
+        const int64_t nb = EB_MIN((int64_t)EB_U8_NR, n - j0);
+        for (int64_t q = 0; q < kq; q++, dst += 4 * EB_U8_NR) {
+            const int8_t *r0 = x + 4 * q * ldx + j0;
+            if (nb == EB_U8_NR && 4 * q + 4 <= k) {
+                /* a 4 x 32 byte transpose: lane j of the output is (r0[j], r1[j], r2[j], r3[j]) */
+                const __m256i a = _mm256_loadu_si256((const __m256i *)(const void *)r0);
+                const __m256i b = _mm256_loadu_si256((const __m256i *)(const void *)(r0 + ldx));
+                const __m256i c = _mm256_loadu_si256((const __m256i *)(const void *)(r0 + 2 * ldx));
+                const __m256i d = _mm256_loadu_si256((const __m256i *)(const void *)(r0 + 3 * ldx));
+                const __m256i ab_l = _mm256_unpacklo_epi8(a, b), ab_h = _mm256_unpackhi_epi8(a, b);
+                const __m256i cd_l = _mm256_unpacklo_epi8(c, d), cd_h = _mm256_unpackhi_epi8(c, d);
+                const __m256i q0 = _mm256_unpacklo_epi16(ab_l, cd_l); /* cols 0-3 | 16-19 */
+                const __m256i q1 = _mm256_unpackhi_epi16(ab_l, cd_l); /* cols 4-7 | 20-23 */
+                const __m256i q2 = _mm256_unpacklo_epi16(ab_h, cd_h); /* cols 8-11 | 24-27 */
+                const __m256i q3 = _mm256_unpackhi_epi16(ab_h, cd_h); /* cols 12-15 | 28-31 */
+                __m256i *o = (__m256i *)(void *)dst;
+                _mm256_storeu_si256(o, _mm256_xor_si256(_mm256_permute2x128_si256(q0, q1, 0x20), flip));
+                _mm256_storeu_si256(o + 1, _mm256_xor_si256(_mm256_permute2x128_si256(q2, q3, 0x20), flip));
+                _mm256_storeu_si256(o + 2, _mm256_xor_si256(_mm256_permute2x128_si256(q0, q1, 0x31), flip));
+                _mm256_storeu_si256(o + 3, _mm256_xor_si256(_mm256_permute2x128_si256(q2, q3, 0x31), flip));
+            } else {
+                for (int j = 0; j < EB_U8_NR; j++)
+                    for (int t = 0; t < 4; t++)
+                        dst[4 * j + t] = j < nb && 4 * q + t < k
+                                             ? (uint8_t)(r0[t * ldx + j] ^ (int8_t)0x80) : 0;
+            }
+        }
+    }
+}
+
+/* C tile (EB_U8_MR x EB_U8_NR, ldc) = kq quads of ap x bp, minus corr[r] per row. */
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) static void
+eb_u8_micro_vnni(int64_t kq, const int8_t *ap, const uint8_t *bp, const int32_t *corr,
+                 int32_t *c, int64_t ldc)
+{
+    __m512i acc[EB_U8_MR][2];
+    for (int r = 0; r < EB_U8_MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_si512();
+    for (int64_t q = 0; q < kq; q++, ap += 4 * EB_U8_MR, bp += 4 * EB_U8_NR) {
+        const __m512i b0 = _mm512_loadu_si512((const void *)bp);
+        const __m512i b1 = _mm512_loadu_si512((const void *)(bp + 64));
+        EB_UNROLL
+        for (int r = 0; r < EB_U8_MR; r++) {
+            int32_t w;
+            memcpy(&w, ap + 4 * r, sizeof w);
+            const __m512i a = _mm512_set1_epi32(w);
+            acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], b0, a);
+            acc[r][1] = _mm512_dpbusd_epi32(acc[r][1], b1, a);
+        }
+    }
+    for (int r = 0; r < EB_U8_MR; r++) {
+        const __m512i cr = _mm512_set1_epi32(corr[r]);
+        _mm512_storeu_si512((void *)(c + r * ldc), _mm512_sub_epi32(acc[r][0], cr));
+        _mm512_storeu_si512((void *)(c + r * ldc + 16), _mm512_sub_epi32(acc[r][1], cr));
+    }
+}
+
+static void eb_gemm_u8s8_packed_impl(int64_t m, int64_t n, int64_t k, const int8_t *ap,
+                                     const uint8_t *bp, const int32_t *corr, int32_t *c,
+                                     int64_t ldc)
+{
+    const int64_t kq = (k + 3) / 4;
+    int32_t tmp[EB_U8_MR * EB_U8_NR], cpad[EB_U8_MR];
+    for (int64_t i0 = 0; i0 < m; i0 += EB_U8_MR, ap += kq * 4 * EB_U8_MR) {
+        const int64_t mr = EB_MIN((int64_t)EB_U8_MR, m - i0);
+        const int32_t *cr = corr + i0;
+        if (mr < EB_U8_MR) {
+            for (int r = 0; r < EB_U8_MR; r++) cpad[r] = r < mr ? corr[i0 + r] : 0;
+            cr = cpad;
+        }
+        const uint8_t *b = bp;
+        for (int64_t j0 = 0; j0 < n; j0 += EB_U8_NR, b += kq * 4 * EB_U8_NR) {
+            const int64_t nr = EB_MIN((int64_t)EB_U8_NR, n - j0);
+            int32_t *ct = c + i0 * ldc + j0;
+            if (mr == EB_U8_MR && nr == EB_U8_NR) {
+                eb_u8_micro_vnni(kq, ap, b, cr, ct, ldc);
+            } else {
+                eb_u8_micro_vnni(kq, ap, b, cr, tmp, EB_U8_NR);
+                for (int64_t r = 0; r < mr; r++)
+                    for (int64_t j = 0; j < nr; j++) ct[r * ldc + j] = tmp[r * EB_U8_NR + j];
+            }
+        }
+    }
+}
+#define EB_U8_TABLE_ENTRIES                                                                   \
+    EB_U8_MR, EB_U8_NR, eb_u8s8_available_impl, eb_pack_u8_a_bytes_impl,                     \
+        eb_pack_u8_b_bytes_impl, eb_pack_u8_a_impl, eb_pack_u8_b_impl, eb_gemm_u8s8_packed_impl
+#else
+#define EB_U8_TABLE_ENTRIES 0, 0, NULL, NULL, NULL, NULL, NULL, NULL
+#endif
+
 /* fixed_point.multiply_by_quantized_multiplier + zero point + clamp, as int8_common.h's
  * eb_q_mbqm, in branch-free int64 lanes the compiler vectorizes. m0 >= 0, so the srdhm
  * saturation case (both INT32_MIN) cannot occur. */

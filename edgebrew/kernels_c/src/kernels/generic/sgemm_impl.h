@@ -631,4 +631,5 @@ const eb_kernel_table EB_TABLE_NAME = {
     eb_pack_s16_b_count_impl, eb_pack_s16_a_impl, eb_pack_s16_b_impl,
     eb_gemm_s16_packed_impl, eb_requant_s32_impl, eb_quantize_s8_impl, eb_dequantize_s8_impl,
     eb_dwconv_s8_pad_count_impl, eb_dwconv_s8_stage_impl, eb_dwconv_s8_plane_impl,
+    EB_U8_TABLE_ENTRIES,
 };

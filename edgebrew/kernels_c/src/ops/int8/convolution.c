@@ -14,6 +14,10 @@
  *    im2col (int8, padding = the zero point; none for 1x1 stride-1 unpadded convolutions) is
  *    packed as (x - zp) int16 pairs (pack_s16_b, reused by the next item of the same tile), the
  *    block multiplied by gemm_s16_packed into int32 scratch and requantized (requant_s32).
+ *    Where the kernel table has 8-bit dot products (u8s8_available: AVX-512 VNNI), the same
+ *    items run as u8 x s8 instead: weights packed in groups of 4 (pack_u8_a), the tile as
+ *    x + 128 (pack_u8_b), gemm_u8s8_packed subtracting corr[c] = (128 + zp) sum_k W[c][k]
+ *    (padding, x = zp, contributes (zp + 128) w - (128 + zp) w = 0): the same int32 sums.
  * Integer sums are exact and prepare() bounds them inside int32, so any split over threads
  * gives the same bytes. */
 #include "../conv_geometry.h"
@@ -29,6 +33,9 @@ typedef struct qconv_params {
     size_t im_bytes, pack_bytes; /* per thread: int8 im2col, packed B */
     size_t a_group;              /* int16 count of one group's packed weights */
     int16_t *apack;              /* packed weights (in this allocation) */
+    int u8;                      /* the u8 x s8 GEMM (kernel table gemm_u8s8_packed) */
+    int8_t *apack8;              /* u8 path: packed weights, a_group bytes per group */
+    int32_t *corr;               /* u8 path: (128 + x_zp) * sum_k W[c][k] per output channel */
     int32_t x_zp, y_zp, lo, hi;
     size_t col_bytes; /* per thread: im2col (GEMM) or padded plane (depthwise) */
     const eb_kernel_table *kt;
@@ -83,16 +90,27 @@ static eb_status qconv_prepare(eb_node *node, eb_error *err)
     const int64_t kdim = cg * kernel[0] * kernel[1];
     const eb_kernel_table *kt = eb_kernels();
     const int dw = cg == 1;
-    const size_t a_group = dw ? 0 : kt->pack_s16_a_count(mg, kdim);
+    const int u8 = !dw && kt->u8s8_available && kt->u8s8_available();
+    /* a_group: int16 count (s16 path) or bytes (u8 path) of one group's packed weights */
+    const size_t a_group = dw ? 0 : u8 ? kt->pack_u8_a_bytes(mg, kdim)
+                                       : kt->pack_s16_a_count(mg, kdim);
     const size_t head = eb_align64(sizeof(qconv_params) + (size_t)m * sizeof(eb_qmult));
     if (!dw && (uint64_t)a_group > ((uint64_t)1 << 36) / (uint64_t)group)
         return eb_node_fail(node, err, EB_ERR_OUT_OF_MEMORY, "weights too large");
-    qconv_params *p = (qconv_params *)malloc(head + a_group * (size_t)group * sizeof(int16_t));
+    const size_t a_bytes = u8 ? eb_align64(a_group * (size_t)group) + (size_t)m * sizeof(int32_t)
+                              : a_group * (size_t)group * sizeof(int16_t);
+    qconv_params *p = (qconv_params *)malloc(head + a_bytes);
     if (!p)
         return eb_node_fail(node, err, EB_ERR_OUT_OF_MEMORY, "out of memory");
     memset(p, 0, sizeof *p);
     p->a_group = a_group;
-    p->apack = dw ? NULL : (int16_t *)(void *)((char *)p + head);
+    p->u8 = u8;
+    if (u8) {
+        p->apack8 = (int8_t *)((char *)p + head);
+        p->corr = (int32_t *)(void *)((char *)p + head + eb_align64(a_group * (size_t)group));
+    } else {
+        p->apack = dw ? NULL : (int16_t *)(void *)((char *)p + head);
+    }
     if ((st = eb_q_prepare_weights(node, err, x, y, wt, bias ? node->weights[1] : NULL, m, kdim,
                                    p->mult)) != EB_OK ||
         (st = eb_q_activation_range(node, err, y, &p->lo, &p->hi)) != EB_OK) {
@@ -122,8 +140,20 @@ static eb_status qconv_prepare(eb_node *node, eb_error *err)
         scratch = p->col_bytes + eb_align64((size_t)npix * sizeof(int32_t));
     } else {
         const int8_t *wd = (const int8_t *)wt->const_data;
-        for (int64_t g = 0; g < group; g++)
-            kt->pack_s16_a(mg, kdim, wd + g * mg * kdim, kdim, p->apack + (size_t)g * a_group);
+        if (u8) {
+            for (int64_t g = 0; g < group; g++)
+                kt->pack_u8_a(mg, kdim, wd + g * mg * kdim, kdim,
+                              p->apack8 + (size_t)g * a_group);
+            /* |sum w| * 255 fits int32 (eb_q_prepare_weights), so the product does too */
+            for (int64_t oc = 0; oc < m; oc++) {
+                int64_t sw = 0;
+                for (int64_t i = 0; i < kdim; i++) sw += wd[oc * kdim + i];
+                p->corr[oc] = (int32_t)((128 + (int64_t)p->x_zp) * sw);
+            }
+        } else {
+            for (int64_t g = 0; g < group; g++)
+                kt->pack_s16_a(mg, kdim, wd + g * mg * kdim, kdim, p->apack + (size_t)g * a_group);
+        }
         /* a tile's packed B (kdim x tile int16) about 256 KiB, in multiples of 32 pixels */
         int64_t t = ((int64_t)1 << 17) / kdim / 32 * 32;
         t = t < 32 ? 32 : t > 1024 ? 1024 : t;
@@ -139,7 +169,8 @@ static eb_status qconv_prepare(eb_node *node, eb_error *err)
         while (mb > 16 && items0 * ((mg + mb - 1) / mb) < QC_MIN_ITEMS) mb /= 2;
         p->mblock = mg < mb ? mg : mb;
         p->im_bytes = p->direct ? 0 : eb_align64((size_t)kdim * (size_t)p->tile);
-        p->pack_bytes = eb_align64(kt->pack_s16_b_count(kdim, p->tile) * sizeof(int16_t));
+        p->pack_bytes = eb_align64(u8 ? kt->pack_u8_b_bytes(kdim, p->tile)
+                                      : kt->pack_s16_b_count(kdim, p->tile) * sizeof(int16_t));
         p->col_bytes = p->im_bytes + p->pack_bytes;
         scratch = p->col_bytes +
                   eb_align64((size_t)p->mblock * (size_t)p->tile * sizeof(int32_t));
@@ -215,7 +246,14 @@ static void qconv_gemm_range(void *vctx, int64_t begin, int64_t end, int thread)
         const int64_t p0 = tile * p->tile, np = npix - p0 < p->tile ? npix - p0 : p->tile;
         if (key != staged) {
             const int8_t *xg = cx->x + (img * p->c + g * p->cg) * hw;
-            if (p->direct) {
+            if (p->u8) {
+                if (p->direct) {
+                    kt->pack_u8_b(p->kdim, np, xg + p0, hw, (uint8_t *)bpack);
+                } else {
+                    qconv_im2col(p, xg, p0, np, cols);
+                    kt->pack_u8_b(p->kdim, np, cols, np, (uint8_t *)bpack);
+                }
+            } else if (p->direct) {
                 kt->pack_s16_b(p->kdim, np, xg + p0, hw, p->x_zp, bpack);
             } else {
                 qconv_im2col(p, xg, p0, np, cols);
@@ -227,9 +265,16 @@ static void qconv_gemm_range(void *vctx, int64_t begin, int64_t end, int thread)
         const int64_t rows = p->mg - r0 < p->mblock ? p->mg - r0 : p->mblock;
         const int64_t oc0 = g * p->mg + r0;
         /* r0 is a multiple of 16, and so of s16_mr: a packed row block starts there */
-        const int16_t *ap = p->apack + (size_t)g * p->a_group +
-                            (size_t)r0 * (size_t)((p->kdim + 1) / 2) * 2;
-        kt->gemm_s16_packed(rows, np, p->kdim, ap, bpack, acc, np);
+        if (p->u8) {
+            const int8_t *ap8 = p->apack8 + (size_t)g * p->a_group +
+                                (size_t)r0 * (size_t)((p->kdim + 3) / 4) * 4;
+            kt->gemm_u8s8_packed(rows, np, p->kdim, ap8, (const uint8_t *)bpack, p->corr + oc0,
+                                 acc, np);
+        } else {
+            const int16_t *ap = p->apack + (size_t)g * p->a_group +
+                                (size_t)r0 * (size_t)((p->kdim + 1) / 2) * 2;
+            kt->gemm_s16_packed(rows, np, p->kdim, ap, bpack, acc, np);
+        }
         for (int64_t r = 0; r < rows; r++) {
             const eb_qmult mq = p->mult[oc0 + r];
             kt->requant_s32(acc + r * np, np, cx->bias ? cx->bias[oc0 + r] : 0, mq.m0, mq.shift,
