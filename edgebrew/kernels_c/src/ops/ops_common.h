@@ -35,6 +35,35 @@ static inline void ebo_parallel(eb_exec *ex, int64_t n, int64_t cost, eb_range_f
         eb_parallel_for(ex, n, fn, ctx);
 }
 
+/* Copies `bytes` bytes from src to dst (distinct, non-overlapping buffers) in 256 KiB chunks
+ * over the workers: the data movement of the reshaping ops, float or int8 alike. */
+typedef struct ebo_copy_ctx {
+    const char *src;
+    char *dst;
+    int64_t bytes;
+} ebo_copy_ctx;
+
+#define EBO_COPY_CHUNK ((int64_t)1 << 18)
+
+static inline void ebo_copy_range(void *vctx, int64_t begin, int64_t end, int thread)
+{
+    const ebo_copy_ctx *c = (const ebo_copy_ctx *)vctx;
+    (void)thread;
+    int64_t j0 = begin * EBO_COPY_CHUNK, j1 = end * EBO_COPY_CHUNK;
+    if (j1 > c->bytes)
+        j1 = c->bytes;
+    memcpy(c->dst + j0, c->src + j0, (size_t)(j1 - j0));
+}
+
+static inline void ebo_copy_parallel(eb_exec *ex, void *dst, const void *src, int64_t bytes)
+{
+    if (dst == src)       /* the memory plan put the output over the input */
+        return;
+    ebo_copy_ctx c = {(const char *)src, (char *)dst, bytes};
+    ebo_parallel(ex, (bytes + EBO_COPY_CHUNK - 1) / EBO_COPY_CHUNK, EBO_COPY_CHUNK,
+                 ebo_copy_range, &c);
+}
+
 /* Product of dims[a..b) (a verified tensor's sub-products cannot overflow). */
 static inline int64_t ebo_count(const int64_t *dims, int a, int b)
 {

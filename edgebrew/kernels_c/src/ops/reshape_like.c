@@ -10,32 +10,10 @@
  */
 #include "ops_common.h"
 
-#define RS_CHUNK ((int64_t)1 << 16)
-
-typedef struct rs_ctx {
-    const float *x;
-    float *y;
-    int64_t count;
-} rs_ctx;
-
-static void rs_range(void *vctx, int64_t begin, int64_t end, int thread)
-{
-    const rs_ctx *c = (const rs_ctx *)vctx;
-    (void)thread;
-    int64_t j0 = begin * RS_CHUNK, j1 = end * RS_CHUNK;
-    if (j1 > c->count)
-        j1 = c->count;
-    memcpy(c->y + j0, c->x + j0, (size_t)(j1 - j0) * sizeof(float));
-}
-
 static eb_status rs_run(const eb_node *node, eb_exec *ex)
 {
-    rs_ctx c;
-    c.x = eb_data(ex, node->inputs[0]);
-    c.y = eb_data(ex, node->outputs[0]);
-    c.count = node->inputs[0]->count;
-    if (c.x != c.y)
-        ebo_parallel(ex, (c.count + RS_CHUNK - 1) / RS_CHUNK, RS_CHUNK, rs_range, &c);
+    ebo_copy_parallel(ex, eb_data(ex, node->outputs[0]), eb_data(ex, node->inputs[0]),
+                      node->inputs[0]->count * (int64_t)sizeof(float));
     return EB_OK;
 }
 

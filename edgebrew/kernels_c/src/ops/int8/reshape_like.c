@@ -3,7 +3,6 @@
  * (eb_q_check_like_float); run() copies, or does nothing when the planner aliased the two. */
 #include "int8_common.h"
 
-#define Q_CHUNK ((int64_t)1 << 18)
 
 static eb_status pass_prepare(eb_node *node, eb_error *err)
 {
@@ -20,30 +19,10 @@ static eb_status pass_prepare(eb_node *node, eb_error *err)
     return EB_OK;
 }
 
-typedef struct pass_ctx {
-    const int8_t *x;
-    int8_t *y;
-    int64_t count;
-} pass_ctx;
-
-static void pass_range(void *vctx, int64_t begin, int64_t end, int thread)
-{
-    const pass_ctx *c = (const pass_ctx *)vctx;
-    (void)thread;
-    int64_t j0 = begin * Q_CHUNK, j1 = end * Q_CHUNK;
-    if (j1 > c->count)
-        j1 = c->count;
-    memcpy(c->y + j0, c->x + j0, (size_t)(j1 - j0));
-}
-
 static eb_status pass_run(const eb_node *node, eb_exec *ex)
 {
-    pass_ctx c;
-    c.x = (const int8_t *)eb_data_raw(ex, node->inputs[0]);
-    c.y = (int8_t *)eb_data_raw(ex, node->outputs[0]);
-    c.count = node->inputs[0]->count;
-    if (c.x != c.y)
-        ebo_parallel(ex, (c.count + Q_CHUNK - 1) / Q_CHUNK, Q_CHUNK, pass_range, &c);
+    ebo_copy_parallel(ex, eb_data_raw(ex, node->outputs[0]), eb_data_raw(ex, node->inputs[0]),
+                      node->inputs[0]->count);
     return EB_OK;
 }
 
